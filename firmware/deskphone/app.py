@@ -1,0 +1,165 @@
+"""Builds the phone from a config and a hardware kit and runs it on one asyncio loop.
+
+Everything meets here: adapters post events, `dispatch` hands them to the core, and the effects
+the core returns go to the adapter that owns each kind. The loop's thread is the only one that
+touches phone state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from deskphone.config import Config
+from deskphone.core.effects import CancelTimer, Effect, StartTimer
+from deskphone.core.events import Event, HookChanged, RegState, Started, TimerExpired
+from deskphone.core.phone import Phone, PhoneState, PhoneView
+from deskphone.hw.kits import Kit, build_kit
+from deskphone.sip.stack import SipStack
+from deskphone.ui.screens import Screen, screen_for
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    """One running phone. `start`/`stop` bracket its life; `run` does both around a wait."""
+
+    def __init__(self, config: Config, *, kit: str | None = None) -> None:
+        self.config = config
+        self.phone = Phone(config)
+        self.kit: Kit | None = None
+        self.stack: SipStack | None = None
+        self._kit_name = kit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handlers: dict[type[Effect], Callable[[Any], None]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tick: asyncio.TimerHandle | None = None
+        self.listeners: list[Callable[[Event], None]] = []  # observers (simulator, tests)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Bring up the kit, then the SIP stack, then tell the core it may begin.
+        Raises `DeskphoneError` subclasses with a message for the user."""
+        self._loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        self.kit = build_kit(self.config, loop=self._loop, post=self.post, kit=self._kit_name)
+        log.info("kit %s with profile %s", self.kit.name, self.kit.profile.name)
+        self.stack = SipStack(self.config, self._loop, self.dispatch)
+        try:
+            self.stack.start()
+        except BaseException:
+            self.kit.close()
+            raise
+        self._handlers = {
+            **self.stack.effect_handlers(),
+            StartTimer: self._start_timer,
+            CancelTimer: self._cancel_timer,
+        }
+        self.dispatch(Started())
+        if self.kit.hook.off_hook:
+            self.dispatch(HookChanged(True))
+        log.info("phone up in %.0f ms", (time.monotonic() - started) * 1000)
+
+    async def stop(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._tick is not None:
+            self._tick.cancel()
+        if self.stack is not None:
+            await self.stack.shutdown()
+        if self.kit is not None:
+            self.kit.close()
+        log.info("phone stopped")
+
+    # -- the loop's entry points -----------------------------------------------------------
+
+    def post(self, event: Event) -> None:
+        """Thread-safe: hand an event to the loop."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.dispatch, event)
+
+    def dispatch(self, event: Event) -> None:
+        """Run one event through the core and carry out what it decided (loop thread only)."""
+        log.debug("event %r", event)
+        try:
+            effects = self.phone.handle(event)
+        except Exception:
+            log.exception("the phone's logic failed on %r; the event was dropped", event)
+            return
+        self._execute(effects)
+        for listener in self.listeners:
+            listener(event)
+        self.refresh_display()
+
+    def command(self, name: str, *args: str) -> None:
+        """Run a command from the core's table (loop thread only); `CommandError` if it can't."""
+        self._execute(self.phone.command(name, *args))
+        self.refresh_display()
+
+    def view(self) -> PhoneView:
+        return self.phone.view()
+
+    # -- effects ---------------------------------------------------------------------------
+
+    def _execute(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            handler = self._handlers.get(type(effect))
+            if handler is None:
+                log.error("no adapter carries out %r", effect)
+                continue
+            try:
+                handler(effect)
+            except Exception:
+                log.exception("carrying out %r failed", effect)
+
+    def _start_timer(self, effect: StartTimer) -> None:
+        self._cancel_timer(CancelTimer(effect.name))
+        assert self._loop is not None
+        self._timers[effect.name] = self._loop.call_later(
+            effect.seconds, self._timer_expired, effect.name
+        )
+
+    def _cancel_timer(self, effect: CancelTimer) -> None:
+        handle = self._timers.pop(effect.name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _timer_expired(self, name: str) -> None:
+        self._timers.pop(name, None)
+        self.dispatch(TimerExpired(name))
+
+    # -- display ---------------------------------------------------------------------------
+
+    def screen(self) -> Screen:
+        hint = "no account configured" if not self.config.accounts else ""
+        return screen_for(self.view(), wall_time=time.time(), no_account_hint=hint)
+
+    def refresh_display(self) -> None:
+        """Redraw if the screen changed, and wake again only when it would change by itself
+        (the call timer each second, the idle clock each minute)."""
+        if self.kit is None or self._loop is None:
+            return
+        self.kit.display.show(self.screen())
+        if self._tick is not None:
+            self._tick.cancel()
+        self._tick = self._loop.call_later(self._next_redraw(), self.refresh_display)
+
+    def _next_redraw(self) -> float:
+        view = self.view()
+        counting = view.state is PhoneState.CONNECTED or (
+            view.state is PhoneState.IDLE
+            and any(r.state is RegState.FAILED for r in view.registrations)
+        )
+        if counting:
+            return 1.0
+        return 60.0 - time.time() % 60.0 + 0.05

@@ -1,0 +1,876 @@
+"""The phone: one state machine and one command table.
+
+`Phone.handle(event)` and `Phone.command(name, *args)` are the only ways in; both return the
+effects the adapters must carry out. Keys, the control socket and the tests all reach the same
+commands through `COMMANDS`, so a feature is never wired twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from deskphone.core.dialplan import DialPlan, Match
+from deskphone.core.effects import (
+    Answer,
+    CancelTimer,
+    ConnectAudio,
+    DisconnectAudio,
+    DtmfMethod,
+    Effect,
+    Hangup,
+    MakeCall,
+    PlayTone,
+    Register,
+    SendDtmf,
+    SetHold,
+    SetMute,
+    StartTimer,
+    StopTone,
+    ToneOutput,
+    Transfer,
+)
+from deskphone.core.events import (
+    CallId,
+    CallIncoming,
+    CallMediaChanged,
+    CallState,
+    CallStateChanged,
+    Event,
+    HookChanged,
+    KeyPressed,
+    RegistrationChanged,
+    RegState,
+    Started,
+    TimerExpired,
+)
+from deskphone.core.tones import ToneName, TonePlan, tone_plan
+from deskphone.errors import DeskphoneError
+
+if TYPE_CHECKING:
+    from deskphone.config import Config
+
+log = logging.getLogger(__name__)
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+DIAL_KEYS = frozenset("0123456789*#")
+HISTORY_LENGTH = 100
+PREDIAL_TIMEOUT = 30.0
+TIMER_INTERDIGIT = "interdigit"
+TIMER_ENDED = "ended"
+TIMER_PREDIAL = "predial"
+
+
+def register_timer(account: int) -> str:
+    """The name of an account's registration retry timer."""
+    return f"register:{account}"
+
+
+class PhoneState(enum.Enum):
+    IDLE = "idle"
+    OFF_HOOK = "off hook"  # dial tone, no digits yet
+    DIALING = "dialing"  # collecting digits (on-hook: pre-dialling, no tone)
+    CALLING = "calling"  # our INVITE is out
+    RINGING = "ringing"  # an incoming call waits for us
+    CONNECTED = "connected"
+    ENDED = "ended"  # the reason stays on screen for a few seconds
+
+
+class EndReason(enum.Enum):
+    """Why a call ended; the value is what the display says."""
+
+    HUNG_UP = "call ended"
+    REMOTE_HUNG_UP = "far end hung up"
+    BUSY = "busy"
+    DECLINED = "declined"
+    NOT_FOUND = "not found"
+    UNREACHABLE = "unreachable"
+    NO_ANSWER = "no answer"
+    NETWORK_ERROR = "network error"
+    NOT_ALLOWED = "not allowed"
+    NOT_IN_DIAL_PLAN = "not in dial plan"
+    NO_ACCOUNT = "no account configured"
+    MISSED = "missed call"
+    REJECTED = "rejected"
+    FAILED = "call failed"
+
+
+# What an off-hook user hears after each kind of ending (nothing where the key is absent).
+_ENDED_TONE = {
+    EndReason.BUSY: ToneName.BUSY,
+    EndReason.DECLINED: ToneName.BUSY,
+    EndReason.NOT_FOUND: ToneName.ERROR,
+    EndReason.NOT_IN_DIAL_PLAN: ToneName.ERROR,
+    EndReason.UNREACHABLE: ToneName.CONGESTION,
+    EndReason.NETWORK_ERROR: ToneName.CONGESTION,
+    EndReason.NOT_ALLOWED: ToneName.CONGESTION,
+    EndReason.NO_ACCOUNT: ToneName.CONGESTION,
+    EndReason.FAILED: ToneName.CONGESTION,
+}
+
+
+def end_reason(
+    *,
+    incoming: bool,
+    connected: bool,
+    code: int,
+    heard_from_network: bool,
+    local: bool,
+) -> EndReason:
+    """Name the reason a call ended from what SIP reported.
+
+    A call that never heard back from the network is "unreachable" whatever status the stack
+    made up locally (408 for a timeout, 503 for a transport error).
+    """
+    if connected:
+        return EndReason.HUNG_UP if local else EndReason.REMOTE_HUNG_UP
+    if incoming:
+        return EndReason.REJECTED if local else EndReason.MISSED
+    if local or code == 487:
+        return EndReason.HUNG_UP
+    if not heard_from_network:
+        return EndReason.UNREACHABLE
+    if code in (486, 600):
+        return EndReason.BUSY
+    if code in (603, 607, 608):
+        return EndReason.DECLINED
+    if code in (404, 410, 484, 604):
+        return EndReason.NOT_FOUND
+    if code == 480:
+        return EndReason.UNREACHABLE
+    if code == 408:
+        return EndReason.NO_ANSWER
+    if code in (401, 403, 407):
+        return EndReason.NOT_ALLOWED
+    if 500 <= code < 600:
+        return EndReason.NETWORK_ERROR
+    if code >= 600:
+        return EndReason.DECLINED
+    return EndReason.FAILED
+
+
+def backoff_delay(failures: int, low: float, high: float, rng: random.Random) -> float:
+    """Capped exponential backoff with downward jitter: never above `high`, so a dead registrar
+    is retried within a known bound, and phones restarted together spread their retries."""
+    base = min(high, low * 2 ** max(0, failures - 1))
+    return base * rng.uniform(0.8, 1.0)
+
+
+class CommandError(DeskphoneError, ValueError):
+    """A command that makes no sense now (nothing to answer) or has bad arguments."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call as the user sees it; replaced (never mutated) when it changes."""
+
+    id: CallId
+    incoming: bool
+    account: int
+    number: str
+    name: str = ""
+    uri: str = ""
+    sip_state: CallState = CallState.CALLING
+    alerting: bool = False  # the far end rings (180/183)
+    answered: bool = False  # we sent 200 to an incoming call
+    media_active: bool = False
+    codec: str = ""
+    on_hold: bool = False
+    held_by_remote: bool = False
+    emergency: bool = False
+    created_at: float = 0.0  # monotonic
+    created_wall: float = 0.0  # wall clock, for the history
+    connected_at: float | None = None  # monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    label: str
+    state: RegState
+    code: int = 0
+    reason: str = ""
+    failures: int = 0
+    retry_at: float | None = None  # monotonic
+
+    def describe(self) -> str:
+        """The one line the display and `status` show."""
+        if self.state is RegState.FAILED:
+            status = f"{self.code} {self.reason}".strip()
+            return f"{self.state.value} ({status})" if status else self.state.value
+        return self.state.value
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    direction: str  # "in", "out" or "missed"
+    number: str
+    name: str
+    started: float  # wall clock
+    duration: float  # seconds connected
+    reason: EndReason
+    code: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneView:
+    """Everything a screen or `status` shows, read-only."""
+
+    state: PhoneState
+    off_hook: bool
+    speaker: bool
+    digits: str
+    call: Call | None
+    end_reason: EndReason | None
+    end_code: int
+    registrations: tuple[Registration, ...]
+    dnd: bool
+    muted: bool
+    missed_calls: int
+    now: float  # monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An entry of the one command table."""
+
+    name: str
+    usage: str  # argument names, e.g. "NUMBER"; "[on|off]" marks an optional one
+    summary: str
+    run: Callable[..., None]
+
+    @property
+    def max_args(self) -> int:
+        return len(self.usage.split())
+
+    @property
+    def min_args(self) -> int:
+        return sum(1 for arg in self.usage.split() if not arg.startswith("["))
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command_entry(name: str, usage: str, summary: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Put a Phone method into the command table under `name`."""
+
+    def register(method: Callable[..., None]) -> Callable[..., None]:
+        COMMANDS[name] = Command(name, usage, summary, method)
+        return method
+
+    return register
+
+
+# Function keys that simply run a command of the same meaning.
+KEY_COMMANDS = {
+    "speaker": "speaker",
+    "hold": "hold",
+    "redial": "redial",
+    "mute": "mute",
+    "dnd": "dnd",
+}
+
+
+class Phone:
+    """The desk phone's logic, free of I/O: events and commands in, effects out."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._dialplan: DialPlan = config.dialplan.to_dialplan()
+        self._tones: TonePlan = tone_plan(config.phone.country)
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng or random.Random()
+        self._effects: list[Effect] = []
+        self._next_call = 0
+
+        self.state = PhoneState.IDLE
+        self.hook_up = False
+        self.speaker = False
+        self.digits = ""
+        self.call: Call | None = None
+        self.end_reason: EndReason | None = None
+        self.end_code = 0
+        self.dnd = False
+        self.muted = False
+        self.missed_calls = 0
+        self.last_dialed = ""
+        self.history: deque[HistoryEntry] = deque(maxlen=HISTORY_LENGTH)
+        self.registrations: list[Registration] = [
+            Registration(
+                label=account.label,
+                state=RegState.UNREGISTERED if account.enabled else RegState.DISABLED,
+            )
+            for account in config.accounts
+        ]
+
+    # -- the two ways in -------------------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Effect]:
+        """Apply one event; return what the adapters must do about it."""
+        handler = self._EVENT_HANDLERS.get(type(event))
+        if handler is None:
+            log.debug("ignored event %r", event)
+            return []
+        return self._run(handler, self, event)
+
+    def command(self, name: str, *args: str) -> list[Effect]:
+        """Run a command from the table; `CommandError` says why it cannot run now."""
+        entry = COMMANDS.get(name)
+        if entry is None:
+            raise CommandError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+        if not entry.min_args <= len(args) <= entry.max_args:
+            raise CommandError(f"usage: {name} {entry.usage}".rstrip())
+        return self._run(entry.run, self, *args)
+
+    def view(self) -> PhoneView:
+        return PhoneView(
+            state=self.state,
+            off_hook=self.off_hook,
+            speaker=self.speaker,
+            digits=self.digits,
+            call=self.call,
+            end_reason=self.end_reason,
+            end_code=self.end_code,
+            registrations=tuple(self.registrations),
+            dnd=self.dnd,
+            muted=self.muted,
+            missed_calls=self.missed_calls,
+            now=self._clock(),
+        )
+
+    @property
+    def off_hook(self) -> bool:
+        """The handset is lifted or the speaker is on: either way the user has the line."""
+        return self.hook_up or self.speaker
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _on_started(self, event: Started) -> None:
+        for index, account in enumerate(self._config.accounts):
+            if account.enabled:
+                self._register(index)
+
+    def _on_key(self, event: KeyPressed) -> None:
+        key = event.key
+        try:
+            if key in DIAL_KEYS:
+                if not event.long:
+                    self._dial_key(key)
+            elif key in KEY_COMMANDS:
+                COMMANDS[KEY_COMMANDS[key]].run(self)
+            elif key == "ok":
+                self._ok_key()
+            elif key == "back":
+                self._back_key()
+            else:
+                log.info("key %r has no action", key)
+        except CommandError as err:
+            log.info("key %r: %s", key, err)
+
+    def _on_hook(self, event: HookChanged) -> None:
+        was_off_hook = self.off_hook
+        self.hook_up = event.off_hook
+        if event.off_hook:
+            self.speaker = False  # lifting the handset takes the call off the speaker
+        if self.off_hook and not was_off_hook:
+            self._line_taken()
+        elif was_off_hook and not self.off_hook:
+            self._line_released()
+
+    def _on_registration(self, event: RegistrationChanged) -> None:
+        index = event.account
+        if not 0 <= index < len(self.registrations):
+            return
+        current = self.registrations[index]
+        if event.state is RegState.FAILED:
+            account = self._config.accounts[index]
+            failures = current.failures + 1
+            delay = backoff_delay(
+                failures, account.register_retry_min, account.register_retry_max, self._rng
+            )
+            self.registrations[index] = dataclasses.replace(
+                current,
+                state=RegState.FAILED,
+                code=event.code,
+                reason=event.reason,
+                failures=failures,
+                retry_at=self._clock() + delay,
+            )
+            self._emit(StartTimer(register_timer(index), delay))
+            log.warning(
+                "account %s: registration failed (%s %s), retry in %.1f s",
+                current.label, event.code, event.reason, delay,
+            )
+            return
+        if event.state is RegState.REGISTERED:
+            if current.state is not RegState.REGISTERED:
+                log.info("account %s: registered (expires %s s)", current.label, event.expires)
+            self._emit(CancelTimer(register_timer(index)))
+            self.registrations[index] = Registration(current.label, RegState.REGISTERED, event.code)
+            return
+        self.registrations[index] = dataclasses.replace(
+            current, state=event.state, code=event.code, reason=event.reason, retry_at=None
+        )
+
+    def _on_incoming(self, event: CallIncoming) -> None:
+        call = Call(
+            id=event.call,
+            incoming=True,
+            account=event.account,
+            number=event.number,
+            name=event.name,
+            uri=event.uri,
+            sip_state=CallState.EARLY,
+            created_at=self._clock(),
+            created_wall=self._wall(),
+        )
+        can_ring = self.state is PhoneState.IDLE or (
+            not self.off_hook and self.state in (PhoneState.ENDED, PhoneState.DIALING)
+        )
+        if self.dnd or not can_ring:
+            code = 480 if self.dnd else 486
+            log.info("incoming call from %s refused with %d", event.number, code)
+            self._emit(Hangup(call.id, code))
+            self._remember(call, EndReason.MISSED, code)
+            self.missed_calls += 1
+            return
+        self._cancel_timers(TIMER_ENDED, TIMER_PREDIAL)
+        self.digits = ""
+        self.call = call
+        self.state = PhoneState.RINGING
+        self._emit(Answer(call.id, 180))
+        self._play(ToneName.RING, ToneOutput.RINGER)
+
+    def _on_call_state(self, event: CallStateChanged) -> None:
+        call = self.call
+        if call is None or call.id != event.call:
+            return  # a call we already let go of (hung up, refused)
+        if event.state is CallState.DISCONNECTED:
+            self._call_gone(call, event)
+            return
+        call = dataclasses.replace(call, sip_state=event.state)
+        if event.state is CallState.EARLY and not call.incoming and event.code in (180, 183):
+            if not call.alerting and not call.media_active:
+                self._play(ToneName.RINGBACK)
+            call = dataclasses.replace(call, alerting=True)
+        elif event.state is CallState.CONFIRMED:
+            if call.connected_at is None:
+                call = dataclasses.replace(call, connected_at=self._clock())
+                self._stop_tone()
+                self.state = PhoneState.CONNECTED
+        self.call = call
+
+    def _on_media(self, event: CallMediaChanged) -> None:
+        call = self.call
+        if call is None or call.id != event.call:
+            return
+        early_media = event.active and not call.media_active and call.connected_at is None
+        self.call = dataclasses.replace(
+            call,
+            media_active=event.active,
+            codec=event.codec or call.codec,
+            held_by_remote=event.held_by_remote,
+        )
+        if early_media and not call.incoming:
+            self._stop_tone()  # the far end sends its own ringback or announcement
+        self._emit(ConnectAudio(call.id) if event.active else DisconnectAudio(call.id))
+
+    def _on_timer(self, event: TimerExpired) -> None:
+        name = event.name
+        if name == TIMER_INTERDIGIT and self.state is PhoneState.DIALING and self.off_hook:
+            if self._dialplan.match(self.digits) is Match.FULL_EXTENDABLE:
+                self._place_call(self.digits)
+            else:
+                self._end(EndReason.NOT_IN_DIAL_PLAN)
+        elif name == TIMER_ENDED and self.state is PhoneState.ENDED:
+            if self.off_hook:
+                self._enter_off_hook()
+            else:
+                self._enter_idle()
+        elif name == TIMER_PREDIAL and self.state is PhoneState.DIALING and not self.off_hook:
+            self._enter_idle()
+        elif name.startswith("register:"):
+            index = int(name.partition(":")[2])
+            if 0 <= index < len(self.registrations):
+                self._register(index)
+
+    _EVENT_HANDLERS: dict[type, Callable[[Phone, Event], None]] = {
+        Started: _on_started,
+        KeyPressed: _on_key,
+        HookChanged: _on_hook,
+        RegistrationChanged: _on_registration,
+        CallIncoming: _on_incoming,
+        CallStateChanged: _on_call_state,
+        CallMediaChanged: _on_media,
+        TimerExpired: _on_timer,
+    }  # type: ignore[dict-item]
+
+    # -- commands --------------------------------------------------------------------------
+
+    @command_entry("dial", "NUMBER", "call a number or a SIP URI (the speaker is used if on-hook)")
+    def cmd_dial(self, target: str) -> None:
+        target = target.strip()
+        if not target:
+            raise CommandError("dial: nothing to dial")
+        if self.state not in (
+            PhoneState.IDLE, PhoneState.OFF_HOOK, PhoneState.DIALING, PhoneState.ENDED
+        ):
+            raise CommandError(f"dial: the phone is busy ({self.state.value})")
+        self._take_line_for(target)
+
+    @command_entry("redial", "", "call the last number dialled again")
+    def cmd_redial(self) -> None:
+        if not self.last_dialed:
+            raise CommandError("redial: nothing dialled yet")
+        self.cmd_dial(self.last_dialed)
+
+    @command_entry("answer", "", "answer the ringing call (on the speaker unless the handset is up)")
+    def cmd_answer(self) -> None:
+        if self.state is not PhoneState.RINGING:
+            raise CommandError("answer: no call is ringing")
+        self.speaker = self.speaker or not self.hook_up
+        self._answer()
+
+    @command_entry("reject", "", "decline the ringing call")
+    def cmd_reject(self) -> None:
+        call = self._require_call("reject", PhoneState.RINGING)
+        self._emit(Hangup(call.id, 603))
+        self._drop_call(call, EndReason.REJECTED, 603)
+
+    @command_entry("hangup", "", "end the call, or stop dialling, and put the speaker off")
+    def cmd_hangup(self) -> None:
+        if self.state is PhoneState.RINGING:
+            self.cmd_reject()
+        elif self.state in (PhoneState.CALLING, PhoneState.CONNECTED):
+            self.speaker = False
+            self._hang_up()
+        elif self.state in (PhoneState.OFF_HOOK, PhoneState.DIALING):
+            self.speaker = False
+            if self.hook_up:
+                self._enter_off_hook()
+            else:
+                self._enter_idle()
+        else:
+            raise CommandError("hangup: no call")
+
+    @command_entry("speaker", "", "switch the speaker (handsfree) on or off")
+    def cmd_speaker(self) -> None:
+        if self.speaker:
+            self.speaker = False
+            if not self.hook_up:
+                self._line_released()
+        else:
+            was_off_hook = self.off_hook
+            self.speaker = True
+            if not was_off_hook:
+                self._line_taken()
+
+    @command_entry("dtmf", "DIGITS", "send DTMF digits in the call")
+    def cmd_dtmf(self, digits: str) -> None:
+        call = self._require_call("dtmf", PhoneState.CONNECTED)
+        bad = set(digits) - DTMF_DIGITS
+        if not digits or bad:
+            raise CommandError(f"dtmf: digits must be 0-9, *, #, A-D (got {digits!r})")
+        method = DtmfMethod(self._config.accounts[call.account].dtmf)
+        self._emit(SendDtmf(call.id, digits, method))
+
+    @command_entry("hold", "[on|off]", "put the call on hold or take it back (no argument: toggle)")
+    def cmd_hold(self, setting: str = "") -> None:
+        call = self._require_call("hold", PhoneState.CONNECTED)
+        if call.connected_at is None:
+            raise CommandError("hold: the call is not up yet")
+        hold = _switch("hold", setting, call.on_hold)
+        if hold != call.on_hold:
+            self.call = dataclasses.replace(call, on_hold=hold)
+            self._emit(SetHold(call.id, hold))
+
+    @command_entry("transfer", "NUMBER", "hand the call over to another number (blind transfer)")
+    def cmd_transfer(self, target: str) -> None:
+        call = self._require_call("transfer", PhoneState.CONNECTED)
+        if not target.strip():
+            raise CommandError("transfer: no target")
+        self._emit(Transfer(call.id, target.strip()))
+
+    @command_entry("mute", "[on|off]", "stop or resume sending the microphone (no argument: toggle)")
+    def cmd_mute(self, setting: str = "") -> None:
+        muted = _switch("mute", setting, self.muted)
+        if muted != self.muted:
+            self.muted = muted
+            self._emit(SetMute(muted))
+
+    @command_entry("dnd", "[on|off]", "do not disturb: refuse incoming calls (no argument: toggle)")
+    def cmd_dnd(self, setting: str = "") -> None:
+        self.dnd = _switch("dnd", setting, self.dnd)
+        log.info("do not disturb %s", "on" if self.dnd else "off")
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _dial_key(self, key: str) -> None:
+        if self.state is PhoneState.CONNECTED:
+            if self.call is not None and self.call.connected_at is not None:
+                self.cmd_dtmf(key)
+            return
+        if self.state is PhoneState.DIALING and key == "#" and self.digits:
+            self._send_digits()
+            return
+        if self.state in (PhoneState.IDLE, PhoneState.OFF_HOOK, PhoneState.ENDED):
+            self._cancel_timers(TIMER_ENDED)
+            self._stop_tone()
+            self.state = PhoneState.DIALING
+            self.end_reason = None
+            self.digits = ""
+        if self.state is not PhoneState.DIALING:
+            return
+        self.digits += key
+        if self.off_hook:
+            self._evaluate_digits()
+        else:
+            self._emit(StartTimer(TIMER_PREDIAL, PREDIAL_TIMEOUT))
+
+    def _ok_key(self) -> None:
+        if self.state is PhoneState.RINGING:
+            self.cmd_answer()
+        elif self.state is PhoneState.DIALING and self.digits:
+            self._send_digits()
+
+    def _back_key(self) -> None:
+        if self.state is PhoneState.RINGING:
+            self.cmd_reject()
+        elif self.state is PhoneState.DIALING:
+            self.digits = self.digits[:-1]
+            if not self.digits:
+                self._cancel_timers(TIMER_INTERDIGIT)
+                if self.off_hook:
+                    self._enter_off_hook()
+                else:
+                    self._enter_idle()
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _line_taken(self) -> None:
+        """The user went off-hook (handset or speaker) from on-hook."""
+        if self.state in (PhoneState.IDLE, PhoneState.ENDED):
+            self._cancel_timers(TIMER_ENDED)
+            self._enter_off_hook()
+        elif self.state is PhoneState.DIALING:
+            self._cancel_timers(TIMER_PREDIAL)
+            self._send_digits()
+        elif self.state is PhoneState.RINGING:
+            self._answer()
+
+    def _line_released(self) -> None:
+        """The user went on-hook: put the handset down or switched the speaker off."""
+        if self.state in (PhoneState.OFF_HOOK, PhoneState.DIALING):
+            self._enter_idle()
+        elif self.state in (PhoneState.CALLING, PhoneState.CONNECTED):
+            self._hang_up()
+        elif self.state is PhoneState.ENDED:
+            self._stop_tone()  # the reason stays on screen until its timer runs out
+
+    def _take_line_for(self, target: str) -> None:
+        if not self.off_hook:
+            self.speaker = True
+        self._cancel_timers(TIMER_ENDED, TIMER_PREDIAL, TIMER_INTERDIGIT)
+        self._place_call(target)
+
+    def _enter_idle(self) -> None:
+        self._cancel_timers(TIMER_INTERDIGIT, TIMER_PREDIAL, TIMER_ENDED)
+        self._stop_tone()
+        self.state = PhoneState.IDLE
+        self.digits = ""
+        self.end_reason = None
+        self.end_code = 0
+
+    def _enter_off_hook(self) -> None:
+        self._cancel_timers(TIMER_INTERDIGIT)
+        self.state = PhoneState.OFF_HOOK
+        self.digits = ""
+        self.end_reason = None
+        self.end_code = 0
+        self._play(ToneName.DIAL)
+
+    def _evaluate_digits(self) -> None:
+        match = self._dialplan.match(self.digits)
+        # An emergency number goes out at once, even where the digit map could extend it.
+        if match is Match.FULL or self._dialplan.is_emergency(self.digits):
+            self._place_call(self.digits)
+        elif match is Match.NONE:
+            self._end(EndReason.NOT_IN_DIAL_PLAN)
+        else:
+            self._emit(StartTimer(TIMER_INTERDIGIT, self._config.dialplan.inter_digit_timeout))
+
+    def _send_digits(self) -> None:
+        """`#` (or OK, or lifting the handset while pre-dialling) sends what was typed.
+
+        A `#` that completes a pattern of the digit map (a feature code such as `*21#`) is
+        part of the number; otherwise it only means "send".
+        """
+        digits = self.digits
+        if not digits:
+            return
+        if self._dialplan.match(digits + "#") is Match.FULL:
+            digits += "#"
+        if self._dialplan.match(digits) is Match.NONE:
+            self._end(EndReason.NOT_IN_DIAL_PLAN)
+            return
+        if not self.off_hook:
+            self.speaker = True
+        self._place_call(digits)
+
+    def _place_call(self, target: str) -> None:
+        self._cancel_timers(TIMER_INTERDIGIT, TIMER_PREDIAL)
+        self._stop_tone()
+        self.digits = ""
+        self.last_dialed = target
+        account = self._outgoing_account()
+        if account is None:
+            self._end(EndReason.NO_ACCOUNT)
+            return
+        self._next_call += 1
+        call = Call(
+            id=CallId(f"out-{self._next_call}"),
+            incoming=False,
+            account=account,
+            number=target,
+            emergency=self._dialplan.is_emergency(target),
+            created_at=self._clock(),
+            created_wall=self._wall(),
+        )
+        self.call = call
+        self.state = PhoneState.CALLING
+        self.end_reason = None
+        log.info("calling %s%s", target, " (emergency)" if call.emergency else "")
+        self._emit(MakeCall(call.id, account, target))
+
+    def _answer(self) -> None:
+        call = self.call
+        if call is None or call.answered:
+            return
+        self.call = dataclasses.replace(call, answered=True)
+        self.state = PhoneState.CONNECTED
+        self._stop_tone(ToneOutput.RINGER)
+        self._emit(Answer(call.id, 200))
+
+    def _hang_up(self) -> None:
+        call = self.call
+        if call is None:
+            return
+        self._emit(Hangup(call.id))
+        connected = call.connected_at is not None
+        self._drop_call(call, EndReason.HUNG_UP, 0 if connected else 487)
+
+    def _call_gone(self, call: Call, event: CallStateChanged) -> None:
+        reason = end_reason(
+            incoming=call.incoming,
+            connected=call.connected_at is not None,
+            code=event.code,
+            heard_from_network=event.heard_from_network,
+            local=event.local,
+        )
+        if reason is EndReason.MISSED:
+            self.missed_calls += 1
+        log.info("call with %s ended: %s (%s %s)", call.number, reason.value, event.code, event.reason)
+        self._drop_call(call, reason, event.code)
+
+    def _drop_call(self, call: Call, reason: EndReason, code: int) -> None:
+        self._remember(call, reason, code)
+        if call.media_active:
+            self._emit(DisconnectAudio(call.id))
+        self.call = None
+        if self.muted:
+            self.cmd_mute("off")
+        self._end(reason, code)
+
+    def _end(self, reason: EndReason, code: int = 0) -> None:
+        self._cancel_timers(TIMER_INTERDIGIT, TIMER_PREDIAL)
+        self._stop_tone(ToneOutput.RINGER)
+        self.state = PhoneState.ENDED
+        self.digits = ""
+        self.end_reason = reason
+        self.end_code = code
+        tone = _ENDED_TONE.get(reason)
+        if tone is not None and self.off_hook:
+            self._play(tone)
+        else:
+            self._stop_tone()
+        self._emit(StartTimer(TIMER_ENDED, self._config.phone.ended_display_seconds))
+
+    def _register(self, index: int) -> None:
+        current = self.registrations[index]
+        self.registrations[index] = dataclasses.replace(
+            current, state=RegState.REGISTERING, retry_at=None
+        )
+        self._emit(Register(index))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _outgoing_account(self) -> int | None:
+        """The first enabled account places outgoing calls."""
+        for index, account in enumerate(self._config.accounts):
+            if account.enabled:
+                return index
+        return None
+
+    def _require_call(self, name: str, state: PhoneState) -> Call:
+        if self.state is not state or self.call is None:
+            raise CommandError(f"{name}: no {state.value} call")
+        return self.call
+
+    def _remember(self, call: Call, reason: EndReason, code: int) -> None:
+        if call.incoming:
+            direction = "in" if call.connected_at is not None else "missed"
+        else:
+            direction = "out"
+        duration = 0.0 if call.connected_at is None else self._clock() - call.connected_at
+        self.history.appendleft(
+            HistoryEntry(direction, call.number, call.name, call.created_wall, duration, reason, code)
+        )
+
+    def _play(self, name: ToneName, output: ToneOutput = ToneOutput.VOICE) -> None:
+        self._emit(PlayTone(self._tones.tone(name), output))
+
+    def _stop_tone(self, output: ToneOutput = ToneOutput.VOICE) -> None:
+        self._emit(StopTone(output))
+
+    def _cancel_timers(self, *names: str) -> None:
+        for name in names:
+            self._emit(CancelTimer(name))
+
+    def _emit(self, effect: Effect) -> None:
+        self._effects.append(effect)
+
+    def _run(self, step: Callable[..., None], *args: object) -> list[Effect]:
+        """Run one step and hand back exactly the effects it emitted."""
+        self._effects = []
+        try:
+            step(*args)
+            return self._effects
+        finally:
+            self._effects = []
+
+def _switch(name: str, setting: str, current: bool) -> bool:
+    """Read an optional on/off argument; no argument toggles."""
+    if setting == "":
+        return not current
+    if setting in ("on", "off"):
+        return setting == "on"
+    raise CommandError(f"{name}: expected 'on' or 'off', got {setting!r}")
+
+
+def commands() -> Iterator[Command]:
+    """The command table in a stable order, for `--help` and the control socket."""
+    return iter(sorted(COMMANDS.values(), key=lambda c: c.name))

@@ -1,0 +1,222 @@
+"""Matrix keypad and hook switch on GPIO pins, through gpiozero.
+
+The keypad is interrupt-driven: while idle every row is held active (low) and the columns are
+inputs with pull-ups, so any press pulls a column low and its edge wakes one scan. Nothing runs
+while no key is down. While keys are held the loop rescans at a short interval, which catches
+releases that cause no edge (two keys in one column) and drives long press and repeat.
+
+Debounce is our own (gpiozero's `bounce_time` is known to drop events): a new key state counts
+only once two scans a debounce interval apart agree. Three keys on the corners of a rectangle
+make a fourth look pressed in a matrix without diodes; such ambiguous states are not reported.
+
+gpiozero calls back on its own threads; those callbacks only schedule work on the loop, which
+does all scanning and owns all state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from gpiozero import DigitalInputDevice, DigitalOutputDevice
+from gpiozero.pins import Factory
+
+from deskphone.core.events import Event, HookChanged, KeyPressed
+from deskphone.hw.profile import HookPin, KeypadPins
+
+Position = tuple[int, int]  # (row, column)
+
+DEBOUNCE = 0.02
+HOLD_TIME = 0.8
+REPEAT_INTERVAL = 0.15
+HELD_SCAN_INTERVAL = 0.03
+HOOK_DEBOUNCE = 0.03
+
+
+def is_ambiguous(pressed: Iterable[Position]) -> bool:
+    """True when the pressed set holds three corners of a rectangle: the fourth corner then
+    reads as pressed whether it is or not (a ghost), so the state cannot be trusted."""
+    keys = set(pressed)
+    return any(
+        r1 != r2 and c1 != c2 and ((r1, c2) in keys or (r2, c1) in keys)
+        for r1, c1 in keys
+        for r2, c2 in keys
+    )
+
+
+class MatrixKeypad:
+    """A row/column keypad reporting `KeyPressed` events (short, long, repeat)."""
+
+    def __init__(
+        self,
+        pins: KeypadPins,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        post: Callable[[Event], None],
+        pin_factory: Factory | None = None,
+        debounce: float = DEBOUNCE,
+        hold_time: float = HOLD_TIME,
+        repeat_keys: Iterable[str] = (),
+    ) -> None:
+        self._keys = pins.keys
+        self._loop = loop
+        self._post = post
+        self._debounce = debounce
+        self._hold_time = hold_time
+        self._repeat_keys = frozenset(repeat_keys)
+        self._rows = [
+            DigitalOutputDevice(pin, active_high=False, initial_value=True, pin_factory=pin_factory)
+            for pin in pins.rows
+        ]
+        self._columns = [
+            DigitalInputDevice(pin, pull_up=True, pin_factory=pin_factory) for pin in pins.columns
+        ]
+        self._reported: frozenset[Position] = frozenset()
+        self._candidate: frozenset[Position] | None = None
+        self._scan_due: asyncio.TimerHandle | None = None
+        self._held: dict[Position, asyncio.TimerHandle] = {}
+        self._idle_columns = self._read_columns()
+        self._closed = False
+        for column in self._columns:
+            column.when_activated = self._edge
+            column.when_deactivated = self._edge
+
+    @property
+    def pressed(self) -> list[str]:
+        """Names of the keys reported down, for status and tests."""
+        return [self._keys[r][c] for r, c in sorted(self._reported)]
+
+    def close(self) -> None:
+        self._closed = True
+        if self._scan_due is not None:
+            self._scan_due.cancel()
+        for handle in self._held.values():
+            handle.cancel()
+        for device in (*self._columns, *self._rows):
+            device.close()
+
+    # -- gpiozero's thread -----------------------------------------------------------------
+
+    def _edge(self) -> None:
+        self._loop.call_soon_threadsafe(self._on_edge)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _on_edge(self) -> None:
+        if self._closed or self._scan_due is not None:
+            return  # a scan is already due and will see this change
+        if self._read_columns() == self._idle_columns:
+            return  # the echo of our own scan, or a bounce that settled back
+        self._schedule_scan(self._debounce)
+
+    def _schedule_scan(self, delay: float) -> None:
+        if self._scan_due is not None:
+            self._scan_due.cancel()
+        self._scan_due = self._loop.call_later(delay, self._scan)
+
+    def _scan(self) -> None:
+        self._scan_due = None
+        if self._closed:
+            return
+        state = self._scan_matrix()
+        if state != self._reported:
+            if state != self._candidate or is_ambiguous(state):
+                self._candidate = state  # wait for a second scan that agrees
+                self._schedule_scan(self._debounce)
+                return
+            self._report(state)
+        self._candidate = None
+        if self._reported:
+            self._schedule_scan(HELD_SCAN_INTERVAL)
+
+    def _report(self, state: frozenset[Position]) -> None:
+        for position in sorted(state - self._reported):
+            self._post(KeyPressed(self._name(position)))
+            self._held[position] = self._loop.call_later(self._hold_time, self._long, position)
+        for position in self._reported - state:
+            handle = self._held.pop(position, None)
+            if handle is not None:
+                handle.cancel()
+        self._reported = state
+
+    def _long(self, position: Position) -> None:
+        if position not in self._reported or self._closed:
+            return
+        key = self._name(position)
+        self._post(KeyPressed(key, long=True))
+        if key in self._repeat_keys:
+            self._held[position] = self._loop.call_later(REPEAT_INTERVAL, self._repeat, position)
+
+    def _repeat(self, position: Position) -> None:
+        if position not in self._reported or self._closed:
+            return
+        self._post(KeyPressed(self._name(position), repeat=True))
+        self._held[position] = self._loop.call_later(REPEAT_INTERVAL, self._repeat, position)
+
+    def _scan_matrix(self) -> frozenset[Position]:
+        pressed: set[Position] = set()
+        for row in self._rows:
+            row.off()
+        for r, row in enumerate(self._rows):
+            row.on()
+            for c, column in enumerate(self._columns):
+                if column.is_active:
+                    pressed.add((r, c))
+            row.off()
+        for row in self._rows:
+            row.on()
+        self._idle_columns = self._read_columns()
+        return frozenset(pressed)
+
+    def _read_columns(self) -> tuple[bool, ...]:
+        return tuple(column.is_active for column in self._columns)
+
+    def _name(self, position: Position) -> str:
+        row, column = position
+        return self._keys[row][column]
+
+
+class HookSwitch:
+    """The handset's hook switch; reports `HookChanged` once the contact has settled."""
+
+    def __init__(
+        self,
+        pin: HookPin,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        post: Callable[[Event], None],
+        pin_factory: Factory | None = None,
+        debounce: float = HOOK_DEBOUNCE,
+    ) -> None:
+        self._loop = loop
+        self._post = post
+        self._debounce = debounce
+        # Pulled towards the on-hook level, so an unplugged switch reads "on hook".
+        self._input = DigitalInputDevice(
+            pin.pin, pull_up=pin.off_hook_low, pin_factory=pin_factory
+        )
+        self._input.when_activated = self._edge
+        self._input.when_deactivated = self._edge
+        self._check_due: asyncio.TimerHandle | None = None
+        self.off_hook = bool(self._input.is_active)
+
+    def close(self) -> None:
+        if self._check_due is not None:
+            self._check_due.cancel()
+        self._input.close()
+
+    def _edge(self) -> None:
+        self._loop.call_soon_threadsafe(self._on_edge)
+
+    def _on_edge(self) -> None:
+        # Every edge restarts the wait: the level is read once the contact has been quiet.
+        if self._check_due is not None:
+            self._check_due.cancel()
+        self._check_due = self._loop.call_later(self._debounce, self._check)
+
+    def _check(self) -> None:
+        self._check_due = None
+        level = bool(self._input.is_active)
+        if level != self.off_hook:
+            self.off_hook = level
+            self._post(HookChanged(level))

@@ -1,0 +1,91 @@
+"""pjsua2 Call subclass: call, transaction and media callbacks turned into core events."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pjsua2 as pj
+
+from deskphone.core.events import CallId, CallMediaChanged, CallState, CallStateChanged
+
+if TYPE_CHECKING:
+    from deskphone.sip.account import PhoneAccount
+    from deskphone.sip.stack import SipStack
+
+_STATES = {
+    pj.PJSIP_INV_STATE_CALLING: CallState.CALLING,
+    pj.PJSIP_INV_STATE_EARLY: CallState.EARLY,
+    pj.PJSIP_INV_STATE_CONNECTING: CallState.CONNECTING,
+    pj.PJSIP_INV_STATE_CONFIRMED: CallState.CONFIRMED,
+    pj.PJSIP_INV_STATE_DISCONNECTED: CallState.DISCONNECTED,
+}
+_LIVE_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+
+
+class PhoneCall(pj.Call):  # type: ignore[misc]
+    """One call; `handle` is the id the core knows it by."""
+
+    def __init__(
+        self,
+        stack: SipStack,
+        account: PhoneAccount,
+        handle: CallId,
+        call_id: int = pj.PJSUA_INVALID_ID,
+    ) -> None:
+        super().__init__(account, call_id)
+        self._stack = stack
+        self.handle = handle
+        self.account_index = account.index
+        # An incoming call came from the network; an outgoing one has heard nothing yet.
+        self.heard_from_network = call_id != pj.PJSUA_INVALID_ID
+        self.ended_locally = False  # we hung up, cancelled or refused it
+        self.audio_index = -1  # media index of the active audio stream, -1 when none
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 (pjsua2 name)
+        info = self.getInfo()
+        state = _STATES.get(info.state)
+        if state is None:
+            return
+        self._stack.post(
+            CallStateChanged(
+                call=self.handle,
+                state=state,
+                code=int(info.lastStatusCode),
+                reason=str(info.lastReason),
+                heard_from_network=self.heard_from_network,
+                local=self.ended_locally,
+            )
+        )
+        if state is CallState.DISCONNECTED:
+            self._stack.call_gone(self.handle)
+
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802 (pjsua2 name)
+        event = prm.e
+        if (
+            event.type == pj.PJSIP_EVENT_TSX_STATE
+            and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG
+        ):
+            self.heard_from_network = True
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        info = self.getInfo()
+        self.audio_index = -1
+        held = False
+        codec = ""
+        for media in info.media:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in _LIVE_MEDIA:
+                self.audio_index = int(media.index)
+                held = media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+                stream = self.getStreamInfo(media.index)
+                codec = f"{stream.codecName}/{stream.codecClockRate}"
+                break
+        self._stack.post(CallMediaChanged(self.handle, self.audio_index >= 0, codec, held))
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        # The far end asks us to call someone else (REFER). The core has no way yet to take
+        # over a call it did not place, so decline rather than let pjsua2 run an unmanaged one.
+        prm.statusCode = 603
+
+    def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:  # noqa: N802
+        # A 3xx names where the callee is now; a desk phone follows it.
+        return int(pj.PJSIP_REDIRECT_ACCEPT)

@@ -1,0 +1,503 @@
+"""The pjsua2 endpoint: lifecycle, transports, codecs, the event pump, and every object made
+from it.
+
+Threading: pjsua2 runs with no worker threads of its own. One thread of ours ("sip-events")
+blocks in `libHandleEvents`, which waits in select() until a packet or a pjsip timer is due, so
+an idle phone wakes only for its own SIP timers. Callbacks run there (or inside a pjsua2 call
+made by the loop) and only post events to the asyncio loop. The loop makes every pjsua2 call
+(the binding releases the GIL inside them), then pokes the pump so that timers the call
+scheduled are taken into its next wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pjsua2 as pj
+
+from deskphone import USER_AGENT
+from deskphone.core.effects import (
+    Answer,
+    ConnectAudio,
+    DisconnectAudio,
+    DtmfMethod,
+    Effect,
+    Hangup,
+    MakeCall,
+    PlayTone,
+    Register,
+    SendDtmf,
+    SetHold,
+    SetMute,
+    StopTone,
+    Transfer,
+)
+from deskphone.core.events import (
+    CallId,
+    CallIncoming,
+    CallState,
+    CallStateChanged,
+    Event,
+    RegistrationChanged,
+    RegState,
+)
+from deskphone.errors import SipError
+from deskphone.sip.account import PhoneAccount
+from deskphone.sip.call import PhoneCall
+from deskphone.sip.media import MediaRouter
+from deskphone.sip.uri import parse_peer, server_uri, target_uri
+
+if TYPE_CHECKING:
+    from deskphone.config import AccountConfig, Config
+
+log = logging.getLogger(__name__)
+pjsip_log = logging.getLogger("deskphone.pjsip")
+
+CLOCK_RATE = 16000  # wideband end to end, for G.722
+PUMP_WAIT_MS = 1000  # the pump's longest sleep; pjsip timers and packets wake it sooner
+WAKE_DATAGRAM = b"\r\n\r\n"  # a SIP keep-alive: pjsip accepts and ignores it
+DTMF_DURATION_MS = 160
+SHUTDOWN_POLL = 0.02
+
+# Config codec names -> pjsua2 codec id prefixes (every clock rate of speex).
+CODEC_IDS = {
+    "G722": ("G722/16000",),
+    "PCMA": ("PCMA/8000",),
+    "PCMU": ("PCMU/8000",),
+    "speex": ("speex/",),
+    "GSM": ("GSM/8000",),
+    "iLBC": ("iLBC/8000",),
+}
+_TRANSPORT_TYPES = {
+    "udp": pj.PJSIP_TRANSPORT_UDP,
+    "tcp": pj.PJSIP_TRANSPORT_TCP,
+    "tls": pj.PJSIP_TRANSPORT_TLS,
+}
+_PJ_LOG_LEVELS = {"debug": 5, "info": 3, "warning": 2, "error": 1}
+
+
+def _python_level(pj_level: int) -> int:
+    if pj_level <= 1:
+        return logging.ERROR
+    if pj_level == 2:
+        return logging.WARNING
+    if pj_level == 3:
+        return logging.INFO
+    return logging.DEBUG
+
+
+class _LogWriter(pj.LogWriter):  # type: ignore[misc]
+    """pjsip's log into Python logging (and from there into the journal)."""
+
+    def write(self, entry: pj.LogEntry) -> None:
+        pjsip_log.log(_python_level(int(entry.level)), "%s", str(entry.msg).rstrip())
+
+
+@contextlib.contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """pjlib prints to stdout at `libCreate`, before any log config can apply."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _error_text(err: Exception) -> str:
+    if isinstance(err, pj.Error):
+        return f"{err.reason} (status {err.status})"
+    return str(err)
+
+
+class SipStack:
+    """The only owner of pjsua2 objects: accounts, calls and media live and die with it."""
+
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        dispatch: Callable[[Event], None],
+    ) -> None:
+        self._config = config
+        self._loop = loop
+        self._dispatch = dispatch
+        self._endpoint: pj.Endpoint | None = None
+        self._log_writer = _LogWriter()
+        self._transports: dict[str, int] = {}
+        self._accounts: list[PhoneAccount | None] = []
+        self._calls: dict[CallId, PhoneCall] = {}
+        self._calls_lock = threading.Lock()
+        self._incoming_ids = itertools.count(1)
+        self._media: MediaRouter | None = None
+        self._pump: threading.Thread | None = None
+        self._pump_stop = threading.Event()
+        self._wake_socket: socket.socket | None = None
+        self._wake_address: tuple[str, int] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create and start the endpoint. Call from the loop's thread; raises `SipError`."""
+        try:
+            self._start()
+        except pj.Error as err:
+            self._destroy_endpoint()
+            raise SipError(f"SIP stack failed to start: {_error_text(err)}") from err
+
+    def _start(self) -> None:
+        endpoint = pj.Endpoint()
+        with _stdout_silenced():
+            endpoint.libCreate()
+        self._endpoint = endpoint
+        endpoint.libInit(self._endpoint_config())
+        self._create_transports()
+        self._set_codec_order()
+        endpoint.libStart()
+        self._media = MediaRouter(endpoint, self._config.audio, CLOCK_RATE)
+        self._media.start()
+        self._pump_stop.clear()
+        self._pump = threading.Thread(target=self._run_pump, name="sip-events", daemon=True)
+        self._pump.start()
+        for index, account in enumerate(self._config.accounts):
+            self._accounts.append(self._create_account(index, account) if account.enabled else None)
+        log.info("SIP stack up: %s, transports %s", USER_AGENT, ", ".join(self._transports))
+
+    async def shutdown(self, timeout: float = 2.0) -> None:
+        """End calls, unregister and wait for the answers (bounded by `timeout`), release every
+        pjsua2 object, then destroy the library."""
+        if self._endpoint is None:
+            return
+        deadline = time.monotonic() + timeout
+        for call in self._live_calls():
+            self._hang_up(call, 0)
+        for account in self._accounts:
+            if account is not None and account.registered:
+                account.awaiting_reply = True
+                with contextlib.suppress(pj.Error):
+                    account.setRegistration(False)
+        self._wake_pump()
+        await self._wait_until(
+            lambda: not self._live_calls()
+            and not any(a is not None and a.awaiting_reply for a in self._accounts),
+            deadline,
+        )
+        if self._media is not None:
+            self._media.close()
+            self._media = None
+        for account in self._accounts:
+            if account is not None:
+                account.shutdown()
+        self._accounts.clear()
+        with self._calls_lock:
+            self._calls.clear()
+        await self._stop_pump()
+        self._destroy_endpoint()
+
+    async def _wait_until(self, done: Callable[[], bool], deadline: float) -> None:
+        while not done() and time.monotonic() < deadline:
+            await asyncio.sleep(SHUTDOWN_POLL)
+
+    async def _stop_pump(self) -> None:
+        self._pump_stop.set()
+        self._wake_pump()
+        if self._pump is not None:
+            await self._loop.run_in_executor(None, self._pump.join, 2 * PUMP_WAIT_MS / 1000)
+            self._pump = None
+
+    def _destroy_endpoint(self) -> None:
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is None:
+            return
+        # We unregistered ourselves and waited; skip pjsua's own one-second grace period.
+        endpoint.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
+        if self._wake_socket is not None:
+            self._wake_socket.close()
+            self._wake_socket = None
+        log.info("SIP stack destroyed")
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def _endpoint_config(self) -> pj.EpConfig:
+        config = pj.EpConfig()
+        ua = config.uaConfig
+        ua.threadCnt = 0
+        ua.mainThreadOnly = False
+        ua.userAgent = USER_AGENT
+        ua.maxCalls = 4
+        level = _PJ_LOG_LEVELS[self._config.phone.log_level]
+        config.logConfig.writer = self._log_writer
+        config.logConfig.level = level
+        config.logConfig.consoleLevel = level
+        config.logConfig.msgLogging = level >= 5
+        config.logConfig.decor = pj.PJ_LOG_HAS_SENDER
+        media = config.medConfig
+        media.clockRate = CLOCK_RATE
+        media.sndClockRate = CLOCK_RATE
+        media.channelCount = 1
+        media.audioFramePtime = 20
+        media.ptime = 20
+        media.noVad = True  # a desk phone sends steady RTP; comfort noise brings nothing here
+        media.ecTailLen = 0  # no acoustic path in the file backends
+        media.hasIoqueue = False  # RTP shares the SIP ioqueue, so one pump serves both
+        media.threadCnt = 0
+        return config
+
+    def _create_transports(self) -> None:
+        wanted = {"udp"} | {a.transport for a in self._config.accounts if a.enabled}
+        bind = self._config.phone.bind_address
+        for name in ("udp", "tcp", "tls"):
+            if name not in wanted:
+                continue
+            transport_config = pj.TransportConfig()
+            transport_config.port = self._config.phone.sip_port
+            if bind:
+                transport_config.boundAddress = bind
+            try:
+                self._transports[name] = self._endpoint.transportCreate(
+                    _TRANSPORT_TYPES[name], transport_config
+                )
+            except pj.Error as err:
+                raise SipError(
+                    f"cannot open SIP {name.upper()} port {self._config.phone.sip_port}"
+                    f"{' on ' + bind if bind else ''}: {_error_text(err)}"
+                ) from err
+        info = self._endpoint.transportGetInfo(self._transports["udp"])
+        port = int(str(info.localName).rsplit(":", 1)[1])
+        self._wake_address = (bind if bind and bind != "0.0.0.0" else "127.0.0.1", port)
+        self._wake_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    @property
+    def sip_port(self) -> int:
+        """The local SIP port (useful when the config asked for any free port)."""
+        if self._wake_address is None:
+            raise SipError("SIP stack not started")
+        return self._wake_address[1]
+
+    def _set_codec_order(self) -> None:
+        codec_ids = [str(info.codecId) for info in self._endpoint.codecEnum2()]
+        for codec_id in codec_ids:
+            self._endpoint.codecSetPriority(codec_id, 0)
+        priority = 255
+        for name in self._config.audio.codecs:
+            for prefix in CODEC_IDS[name]:
+                for codec_id in codec_ids:
+                    if codec_id.startswith(prefix):
+                        self._endpoint.codecSetPriority(codec_id, priority)
+                        priority -= 1
+
+    def _create_account(self, index: int, account: AccountConfig) -> PhoneAccount:
+        config = pj.AccountConfig()
+        aor = f"sip:{account.user}@{account.registrar_host}"
+        config.idUri = f'"{account.display_name}" <{aor}>' if account.display_name else aor
+        reg = config.regConfig
+        reg.registrarUri = server_uri(
+            account.registrar_scheme, account.registrar_host, account.registrar_port,
+            account.transport,
+        )
+        reg.registerOnAdd = False  # the core decides when, and retries with its own backoff
+        reg.timeoutSec = account.expiry
+        reg.retryIntervalSec = 0
+        reg.firstRetryIntervalSec = 0
+        reg.dropCallsOnFail = False
+        password = account.password.reveal() if account.password is not None else ""
+        if password:
+            config.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", "*", account.auth_user, 0, password)
+            )
+        if account.outbound_proxy:
+            config.sipConfig.proxies.append(_loose_route(account.outbound_proxy.uri))
+        config.sipConfig.transportId = self._transports[account.transport]
+        if self._config.phone.bind_address:
+            config.mediaConfig.transportConfig.boundAddress = self._config.phone.bind_address
+        phone_account = PhoneAccount(self, index)
+        phone_account.create(config)
+        return phone_account
+
+    # -- effects ---------------------------------------------------------------------------
+
+    def effect_handlers(self) -> dict[type[Effect], Callable[[Any], None]]:
+        """The effects this adapter carries out, for the app's dispatcher."""
+        return {
+            Register: self._register,
+            MakeCall: self._make_call,
+            Answer: self._answer,
+            Hangup: lambda e: self._with_call(e.call, lambda c: self._hang_up(c, e.code)),
+            SendDtmf: self._send_dtmf,
+            SetHold: self._set_hold,
+            Transfer: self._transfer,
+            ConnectAudio: self._connect_audio,
+            DisconnectAudio: lambda e: self._media_do(lambda m: m.disconnect_call(e.call)),
+            SetMute: lambda e: self._media_do(lambda m: m.set_mute(e.muted)),
+            PlayTone: lambda e: self._media_do(lambda m: m.play_tone(e.tone, e.output)),
+            StopTone: lambda e: self._media_do(lambda m: m.stop_tone(e.output)),
+        }
+
+    def _register(self, effect: Register) -> None:
+        account = self._accounts[effect.account]
+        if account is None:
+            return
+        try:
+            account.setRegistration(True)
+        except pj.Error as err:
+            log.error("account %d: cannot register: %s", effect.account, _error_text(err))
+            self.post(RegistrationChanged(effect.account, RegState.FAILED, 503, str(err.reason)))
+        self._wake_pump()
+
+    def _make_call(self, effect: MakeCall) -> None:
+        account = self._accounts[effect.account]
+        settings = self._config.accounts[effect.account]
+        uri = target_uri(
+            effect.target, settings.registrar_host, settings.registrar_port, settings.transport
+        )
+        if account is None:
+            self.post(CallStateChanged(effect.call, CallState.DISCONNECTED, 0, "account disabled",
+                                       heard_from_network=False))
+            return
+        call = PhoneCall(self, account, effect.call)
+        with self._calls_lock:
+            self._calls[effect.call] = call
+        try:
+            call.makeCall(uri, pj.CallOpParam(True))
+        except pj.Error as err:
+            log.error("cannot call %s: %s", uri, _error_text(err))
+            self.call_gone(effect.call)
+            self.post(CallStateChanged(effect.call, CallState.DISCONNECTED, 0, str(err.reason),
+                                       heard_from_network=False))
+        self._wake_pump()
+
+    def _answer(self, effect: Answer) -> None:
+        def answer(call: PhoneCall) -> None:
+            param = pj.CallOpParam(True)
+            param.statusCode = effect.code
+            call.answer(param)
+
+        self._with_call(effect.call, answer)
+
+    def _hang_up(self, call: PhoneCall, code: int) -> None:
+        call.ended_locally = True
+        param = pj.CallOpParam(True)
+        if code:
+            param.statusCode = code
+        call.hangup(param)
+
+    def _send_dtmf(self, effect: SendDtmf) -> None:
+        def send(call: PhoneCall) -> None:
+            param = pj.CallSendDtmfParam()
+            param.digits = effect.digits
+            param.duration = DTMF_DURATION_MS
+            param.method = (
+                pj.PJSUA_DTMF_METHOD_SIP_INFO
+                if effect.method is DtmfMethod.SIP_INFO
+                else pj.PJSUA_DTMF_METHOD_RFC2833
+            )
+            call.sendDtmf(param)
+
+        self._with_call(effect.call, send)
+
+    def _set_hold(self, effect: SetHold) -> None:
+        def hold(call: PhoneCall) -> None:
+            param = pj.CallOpParam(True)
+            if effect.hold:
+                call.setHold(param)
+            else:
+                param.opt.flag = pj.PJSUA_CALL_UNHOLD
+                call.reinvite(param)
+
+        self._with_call(effect.call, hold)
+
+    def _transfer(self, effect: Transfer) -> None:
+        def transfer(call: PhoneCall) -> None:
+            settings = self._config.accounts[call.account_index]
+            uri = target_uri(
+                effect.target, settings.registrar_host, settings.registrar_port,
+                settings.transport,
+            )
+            call.xfer(uri, pj.CallOpParam(True))
+
+        self._with_call(effect.call, transfer)
+
+    def _connect_audio(self, effect: ConnectAudio) -> None:
+        def connect(call: PhoneCall) -> None:
+            if call.audio_index >= 0 and self._media is not None:
+                self._media.connect_call(effect.call, call.getAudioMedia(call.audio_index))
+
+        self._with_call(effect.call, connect)
+
+    def _with_call(self, handle: CallId, action: Callable[[PhoneCall], None]) -> None:
+        """Run a pjsua2 call operation; a call that is already gone is not an error."""
+        with self._calls_lock:
+            call = self._calls.get(handle)
+        if call is None:
+            log.debug("call %s already gone", handle)
+            return
+        try:
+            action(call)
+        except pj.Error as err:
+            log.warning("call %s: %s", handle, _error_text(err))
+        self._wake_pump()
+
+    def _media_do(self, action: Callable[[MediaRouter], None]) -> None:
+        if self._media is None:
+            return
+        try:
+            action(self._media)
+        except pj.Error as err:
+            log.warning("media: %s", _error_text(err))
+
+    # -- callbacks' side (any thread) --------------------------------------------------------
+
+    def post(self, event: Event) -> None:
+        """Hand an event to the loop; safe from any thread, never blocks."""
+        self._loop.call_soon_threadsafe(self._dispatch, event)
+
+    def incoming_call(self, account: PhoneAccount, call_id: int) -> None:
+        handle = CallId(f"in-{next(self._incoming_ids)}")
+        call = PhoneCall(self, account, handle, call_id)
+        with self._calls_lock:
+            self._calls[handle] = call
+        peer = parse_peer(str(call.getInfo().remoteUri))
+        self.post(CallIncoming(handle, account.index, peer.number, peer.name, peer.uri))
+
+    def call_gone(self, handle: CallId) -> None:
+        """The call is over: drop our reference once the loop has seen its last event."""
+        self._loop.call_soon_threadsafe(self._forget_call, handle)
+
+    def _forget_call(self, handle: CallId) -> None:
+        with self._calls_lock:
+            self._calls.pop(handle, None)
+
+    def _live_calls(self) -> list[PhoneCall]:
+        with self._calls_lock:
+            return list(self._calls.values())
+
+    # -- the pump --------------------------------------------------------------------------
+
+    def _run_pump(self) -> None:
+        endpoint = self._endpoint
+        endpoint.libRegisterThread("sip-events")
+        while not self._pump_stop.is_set():
+            endpoint.libHandleEvents(PUMP_WAIT_MS)
+
+    def _wake_pump(self) -> None:
+        """Make the pump re-read pjsip's timers now rather than after its current wait."""
+        if self._wake_socket is not None and self._wake_address is not None:
+            with contextlib.suppress(OSError):
+                self._wake_socket.sendto(WAKE_DATAGRAM, self._wake_address)
+
+
+def _loose_route(uri: str) -> str:
+    return uri if ";lr" in uri else f"{uri};lr"
