@@ -42,6 +42,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         self.audio_index = -1  # media index of the active audio stream, -1 when none
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 (pjsua2 name)
+        self._note_response(prm.e)  # a final response ends the call without a tsx callback
         info = self.getInfo()
         state = _STATES.get(info.state)
         if state is None:
@@ -60,7 +61,11 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
             self._stack.call_gone(self.handle)
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802 (pjsua2 name)
-        event = prm.e
+        self._note_response(prm.e)
+
+    def _note_response(self, event: pj.SipEvent) -> None:
+        """Remember that something came back from the network (rather than a local timeout or
+        transport error): it tells "unreachable" from "no answer"."""
         if (
             event.type == pj.PJSIP_EVENT_TSX_STATE
             and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
@@ -286,6 +287,11 @@ class SipStack:
         if self._wake_address is None:
             raise SipError("SIP stack not started")
         return self._wake_address[1]
+
+    @property
+    def last_recording(self) -> Path | None:
+        """The newest earpiece recording of the files backend, if any."""
+        return self._media.last_recording if self._media is not None else None
 
     def _set_codec_order(self) -> None:
         codec_ids = [str(info.codecId) for info in self._endpoint.codecEnum2()]

@@ -1,0 +1,203 @@
+"""The whole phone against real peers: Kamailio registrar, baresip far end, RTP on loopback."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from deskphone.core.events import RegState
+from deskphone.core.phone import EndReason, PhoneState
+from tests.harness import PhoneUnderTest
+from tests.integration.conftest import FAR_TONE, PHONE_TONE
+from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
+from tests.rig.signals import has_tone, read_wav
+
+pytestmark = pytest.mark.integration
+
+AUDIO_SECONDS = 3.0  # how long a call runs before hanging up; tones must fill half of it
+
+
+def connected(phone: PhoneUnderTest, timeout: float = 10.0) -> None:
+    phone.wait_for(
+        lambda v: v.state is PhoneState.CONNECTED and v.call is not None
+        and v.call.connected_at is not None,
+        timeout,
+        "the call to be up",
+    )
+
+
+def assert_audio_both_ways(phone: PhoneUnderTest, far: Baresip) -> None:
+    sent, rate = read_wav(far.last_received_wav())
+    assert has_tone(sent, rate, PHONE_TONE, min_seconds=AUDIO_SECONDS / 2), (
+        "the phone's microphone tone never reached the far end"
+    )
+    recording = phone.earpiece_recording
+    assert recording is not None, "the phone recorded nothing"
+    heard, rate = read_wav(recording)
+    assert has_tone(heard, rate, FAR_TONE, min_seconds=AUDIO_SECONDS / 2), (
+        "the far end's tone never reached the phone's earpiece"
+    )
+
+
+def test_registers_with_digest_auth_and_refreshes_before_expiry(kamailio, phone_factory) -> None:
+    phone = phone_factory(expiry=10)
+    phone.wait_registered()
+    assert "1001: registered" in phone.screen_text()
+    assert len(kamailio.wait_for_bindings("1001", 1, 5)) == 1
+    first_count = kamailio.count("REGISTER", from_user="1001")
+    # The binding was granted for 10 s; past that it is only alive if the phone refreshed it.
+    time.sleep(11)
+    assert kamailio.count("REGISTER", from_user="1001") > first_count
+    assert len(kamailio.bindings("1001")) == 1
+    assert phone.view().registrations[0].state is RegState.REGISTERED
+
+
+def test_wrong_password_fails_clearly_without_a_tight_retry_loop(
+    kamailio, phone_factory, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="deskphone")
+    phone = phone_factory(password="not-the-password", retry_min=1.0, retry_max=4.0)
+    view = phone.wait_for(
+        lambda v: v.registrations[0].state is RegState.FAILED, 10, "registration to fail"
+    )
+    code = view.registrations[0].code
+    assert code in (401, 403)
+    phone.wait_screen(f"registration failed ({code}")
+    assert any(f"registration failed ({code}" in r.getMessage() for r in caplog.records)
+    watched_from = time.monotonic()
+    time.sleep(8)
+    # Backoff doubles from 1 s (jitter takes at most 20 % off) and is capped at 4 s: within
+    # 8 s of the first failure at most three retries start. Each attempt is one REGISTER
+    # without credentials and one with them, so 4 attempts are 8 REGISTERs at the very most.
+    attempts = kamailio.count("REGISTER", from_user="1001")
+    assert 4 <= attempts <= 8, f"{attempts} REGISTERs in {time.monotonic() - watched_from:.1f} s"
+    assert kamailio.bindings("1001") == []
+
+
+def test_outgoing_call_dialled_on_the_keypad_carries_audio_both_ways(
+    kamailio, phone_factory, baresip_factory, tone_wav
+) -> None:
+    far = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
+    phone = phone_factory()
+    phone.wait_registered()
+    phone.lift()
+    phone.wait_state(PhoneState.OFF_HOOK)
+    phone.press("1002#")
+    connected(phone)
+    far.wait_event(CALL_ESTABLISHED)
+    assert "1002" in phone.wait_screen("in call")
+    time.sleep(AUDIO_SECONDS)
+    phone.replace()
+    phone.wait_screen("call ended")
+    phone.wait_state(PhoneState.IDLE, 5)
+    far.wait_event(CALL_CLOSED)
+    assert_audio_both_ways(phone, far)
+    assert kamailio.count("BYE", from_user="1001") == 1
+    assert len(kamailio.bindings("1001")) == 1  # calls leave the one binding alone
+
+
+def test_incoming_call_rings_and_lifting_the_hook_answers(
+    kamailio, phone_factory, baresip_factory, tone_wav
+) -> None:
+    far = baresip_factory("1002", audio_source=tone_wav(FAR_TONE), auto_answer=False)
+    phone = phone_factory()
+    phone.wait_registered()
+    kamailio.wait_for_bindings("1001", 1, 5)
+    far.dial(kamailio.aor("1001"))
+    phone.wait_state(PhoneState.RINGING)
+    assert "1002" in phone.wait_screen("incoming call")
+    phone.lift()
+    connected(phone)
+    far.wait_event(CALL_ESTABLISHED)
+    time.sleep(AUDIO_SECONDS)
+    far.hangup()  # the far end hangs up first
+    phone.wait_screen("far end hung up")
+    assert phone.view().end_reason is EndReason.REMOTE_HUNG_UP
+    phone.replace()
+    phone.wait_state(PhoneState.IDLE, 5)
+    assert_audio_both_ways(phone, far)
+    assert phone.view().missed_calls == 0
+
+
+def test_missed_incoming_call_is_counted_on_the_idle_screen(
+    kamailio, phone_factory, baresip_factory
+) -> None:
+    far = baresip_factory("1002", auto_answer=False)
+    phone = phone_factory()
+    phone.wait_registered()
+    kamailio.wait_for_bindings("1001", 1, 5)
+    far.dial(kamailio.aor("1001"))
+    phone.wait_state(PhoneState.RINGING)
+    far.hangup()
+    phone.wait_screen("missed call")
+    phone.wait_state(PhoneState.IDLE, 5)
+    assert "1 missed call" in phone.screen_text()
+
+
+@pytest.mark.parametrize("method", ["rfc4733", "sip-info"])
+def test_dtmf_pressed_in_a_call_arrives_at_the_far_end(
+    method, kamailio, phone_factory, baresip_factory
+) -> None:
+    far = baresip_factory("1002")
+    phone = phone_factory(account_extra=f'dtmf = "{method}"')
+    phone.wait_registered()
+    phone.lift()
+    phone.press("1002#")
+    connected(phone)
+    far.wait_event(CALL_ESTABLISHED)
+    phone.press("5*")
+    assert far.wait_dtmf("5*").endswith("5*")
+    if method == "sip-info":
+        assert kamailio.count("INFO", from_user="1001") == 2
+    phone.replace()
+    far.wait_event(CALL_CLOSED)
+
+
+def test_calling_a_number_that_does_not_exist_shows_not_found(kamailio, phone_factory) -> None:
+    phone = phone_factory()
+    phone.wait_registered()
+    phone.lift()
+    phone.press("1999#")
+    phone.wait_state(PhoneState.ENDED)
+    assert phone.view().end_reason is EndReason.NOT_FOUND
+    assert "not found" in phone.screen_text()
+    replies = [r for r in kamailio.replies() if r.method == "INVITE" and r.code == 404]
+    assert replies, "Kamailio never answered 404"
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_phone_re_registers_by_itself_after_the_registrar_restarts(
+    transport, kamailio, phone_factory
+) -> None:
+    retry_max = 4.0
+    phone = phone_factory(transport=transport, expiry=10, retry_min=1.0, retry_max=retry_max)
+    phone.wait_registered()
+    kamailio.wait_for_bindings("1001", 1, 5)
+    kamailio.kill()
+    # The phone learns at its next refresh (≤ 5 s): at once over TCP (connection refused),
+    # after SIP's 32 s transaction timeout over UDP.
+    phone.wait_for(
+        lambda v: v.registrations[0].state is RegState.FAILED,
+        15 if transport == "tcp" else 50,
+        "the phone to notice the registrar is gone",
+    )
+    assert "registration failed" in phone.screen_text()
+    kamailio.restart()
+    back = time.monotonic()
+    phone.wait_registered(timeout=retry_max + 5)
+    took = time.monotonic() - back
+    assert took <= retry_max + 1.0, f"re-registered {took:.1f} s after the registrar came back"
+    assert len(kamailio.wait_for_bindings("1001", 1, 2)) == 1
+
+
+def test_calling_with_the_registrar_down_shows_unreachable(kamailio, phone_factory) -> None:
+    phone = phone_factory(transport="tcp")
+    phone.wait_registered()
+    kamailio.kill()
+    phone.lift()
+    phone.press("1002#")
+    phone.wait_state(PhoneState.ENDED)
+    assert phone.view().end_reason is EndReason.UNREACHABLE
+    assert "unreachable" in phone.screen_text()

@@ -1,0 +1,104 @@
+"""`deskphone run` as a process: start, register, SIGTERM, and what it writes to the journal."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness import phone_config_text
+from tests.rig.kamailio import Kamailio
+
+pytestmark = pytest.mark.integration
+
+SHUTDOWN_BUDGET = 3.0
+
+
+def start_daemon(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "deskphone", "run", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def write_config(kamailio: Kamailio, tmp_path: Path, password: str | None = None) -> Path:
+    path = tmp_path / "deskphone.toml"
+    path.write_text(
+        phone_config_text(
+            kamailio.port, "1001", password or kamailio.users["1001"], workdir=tmp_path
+        )
+    )
+    return path
+
+
+def stop_daemon(proc: subprocess.Popen[str]) -> tuple[float, str]:
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"the daemon ignored SIGTERM for 10 s:\n{stderr[-3000:]}")
+    return time.monotonic() - started, stderr
+
+
+def test_sigterm_unregisters_and_exits_cleanly_within_budget(kamailio, tmp_path) -> None:
+    proc = start_daemon(write_config(kamailio, tmp_path))
+    try:
+        kamailio.wait_for_bindings("1001", 1, 10)
+    except Exception:
+        proc.kill()
+        raise
+    registers_before = kamailio.count("REGISTER", from_user="1001")
+    took, stderr = stop_daemon(proc)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert took < SHUTDOWN_BUDGET, f"shutdown took {took:.2f} s"
+    assert kamailio.count("REGISTER", from_user="1001") > registers_before  # the un-REGISTER
+    assert kamailio.bindings("1001") == [], "the registrar kept a stale binding"
+    assert "SIP stack destroyed" in stderr
+    assert "Assertion" not in stderr and "Traceback" not in stderr
+
+
+def test_sigterm_with_the_registrar_gone_still_exits_within_budget(kamailio, tmp_path) -> None:
+    proc = start_daemon(write_config(kamailio, tmp_path))
+    kamailio.wait_for_bindings("1001", 1, 10)
+    kamailio.kill()  # the un-REGISTER will get no answer; the wait for it is bounded
+    took, stderr = stop_daemon(proc)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert took < SHUTDOWN_BUDGET, f"shutdown took {took:.2f} s"
+
+
+def test_password_never_reaches_the_log_even_at_debug_level(kamailio, tmp_path) -> None:
+    password = kamailio.users["1001"]
+    proc = start_daemon(write_config(kamailio, tmp_path), "--debug")
+    kamailio.wait_for_bindings("1001", 1, 10)
+    _, stderr = stop_daemon(proc)
+    assert "REGISTER sip:" in stderr  # SIP messages are logged at debug level...
+    assert password not in stderr  # ...but never the password
+
+
+def test_broken_config_exits_non_zero_naming_the_problem(tmp_path) -> None:
+    config = tmp_path / "broken.toml"
+    config.write_text('[phone]\nname = "desk"\nlog_levle = "info"\n\n[[account]]\nuser = "1001"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "deskphone", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "line 3" in proc.stderr and "log_levle" in proc.stderr and "log_level" in proc.stderr
+    assert "registrar" in proc.stderr  # the missing required key is reported too
+
+
+def test_missing_config_file_exits_non_zero(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "deskphone", "run", "--config", str(tmp_path / "nope.toml")],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2 and "nope.toml" in proc.stderr

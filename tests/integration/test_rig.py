@@ -1,0 +1,276 @@
+"""The rig itself: real Kamailio and baresips on 127.0.0.1 do what the phone's tests assume.
+
+If these fail, no integration test of the phone can be trusted, so they check the peers the same
+way the phone's tests will: bindings in usrloc, requests and replies in Kamailio's log, events from
+baresip, and tones in its recordings.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.rig import RigError
+from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED
+from tests.rig.fixtures import BaresipFactory, ToneWavFactory
+from tests.rig.kamailio import Kamailio
+from tests.rig.ports import free_port
+from tests.rig.signals import has_tone, read_wav
+
+pytestmark = pytest.mark.integration
+
+A_TONE = 1000.0
+B_TONE = 600.0
+
+
+def test_two_baresips_register(kamailio: Kamailio, baresip_factory: BaresipFactory) -> None:
+    a = baresip_factory("1001")
+    b = baresip_factory("1002", transport="tcp")
+
+    [a_contact] = kamailio.wait_for_bindings("1001", 1, timeout=5)
+    [b_contact] = kamailio.wait_for_bindings("1002", 1, timeout=5)
+    assert f"@127.0.0.1:{a.sip_port}" in a_contact
+    assert f"@127.0.0.1:{b.sip_port}" in b_contact and "transport=tcp" in b_contact
+    assert kamailio.bindings("1003") == []
+
+    # Digest auth: one challenged REGISTER and one accepted, per user.
+    replies = kamailio.wait_for_replies("REGISTER", from_user="1001", code=200)
+    assert [r.code for r in kamailio.replies("REGISTER", from_user="1001")] == [401, 200]
+    assert replies[0].destination == f"127.0.0.1:{a.sip_port}"
+    assert {r.transport for r in kamailio.requests("REGISTER", from_user="1002")} == {"tcp"}
+
+
+def test_wrong_password_is_refused(kamailio: Kamailio, baresip_factory: BaresipFactory) -> None:
+    with pytest.raises(RigError, match="registration refused"):
+        baresip_factory("1003", password="not-the-password")
+
+    kamailio.wait_for_replies("REGISTER", from_user="1003", code=403)
+    assert kamailio.count("REGISTER", from_user="1003") == 2
+    assert [r.code for r in kamailio.replies("REGISTER", from_user="1003")] == [401, 403]
+    assert kamailio.bindings("1003") == []
+
+
+def test_call_carries_audio_both_ways(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, tone_wav: ToneWavFactory
+) -> None:
+    a = baresip_factory("1001", audio_source=tone_wav(A_TONE))
+    b = baresip_factory("1002", audio_source=tone_wav(B_TONE))
+
+    a.dial(b.sip_uri)
+    b.wait_event(CALL_ESTABLISHED, timeout=5)
+    a.wait_event(CALL_ESTABLISHED, timeout=5)
+    time.sleep(1.5)  # let 1.5 s of audio flow: the thing being measured, not a wait for state
+    a.hangup()
+    b.wait_event(CALL_CLOSED, timeout=5)
+    a.wait_event(CALL_CLOSED, timeout=5)
+
+    heard_by_b, rate_b = read_wav(b.last_received_wav())
+    heard_by_a, rate_a = read_wav(a.last_received_wav())
+    assert has_tone(heard_by_b, rate_b, A_TONE, min_ratio=0.7, min_seconds=0.8)
+    assert not has_tone(heard_by_b, rate_b, B_TONE, min_ratio=0.3, min_seconds=0.2)
+    assert has_tone(heard_by_a, rate_a, B_TONE, min_ratio=0.7, min_seconds=0.8)
+    assert not has_tone(heard_by_a, rate_a, A_TONE, min_ratio=0.3, min_seconds=0.2)
+    sent_by_a, rate = read_wav(a.last_sent_wav())
+    assert has_tone(sent_by_a, rate, A_TONE, min_ratio=0.9, min_seconds=0.8)
+
+    # The INVITE was authenticated and everything in the dialog went through Kamailio.
+    assert kamailio.replies("INVITE", code=407) != []
+    assert kamailio.count("INVITE", from_user="1001") == 2
+    assert kamailio.count("ACK", from_user="1001") >= 1
+    assert kamailio.count("BYE", from_user="1001") == 1
+    assert [r.code for r in kamailio.replies("BYE")] == [200]
+
+
+def test_codec_restriction(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, tone_wav: ToneWavFactory
+) -> None:
+    """codecs=["PCMU"] on one side makes the call narrowband (8 kHz recordings)."""
+    a = baresip_factory("1001", audio_source=tone_wav(A_TONE), codecs=["PCMU"])
+    b = baresip_factory("1002", audio_source=tone_wav(B_TONE))
+    a.dial(b.sip_uri)
+    b.wait_event(CALL_ESTABLISHED, timeout=5)
+    time.sleep(1.0)
+    b.hangup()
+    a.wait_event(CALL_CLOSED, timeout=5)
+    heard_by_b, rate = read_wav(b.last_received_wav())
+    assert rate == 8000
+    assert has_tone(heard_by_b, rate, A_TONE, min_ratio=0.7, min_seconds=0.5)
+    assert "Set audio encoder: PCMU" in b.log_text()
+
+
+def test_dtmf_rfc4733_reaches_far_end(kamailio: Kamailio, baresip_factory: BaresipFactory) -> None:
+    a = baresip_factory("1001")
+    b = baresip_factory("1002")
+    a.dial(b.sip_uri)
+    a.wait_event(CALL_ESTABLISHED, timeout=5)
+    b.wait_event(CALL_ESTABLISHED, timeout=5)
+    a.send_dtmf("1234*#", gap=0.15)
+    assert b.wait_dtmf("1234*#", timeout=5) == "1234*#"
+    # RFC 4733 goes in RTP: no INFO crossed Kamailio.
+    assert kamailio.count("INFO") == 0
+
+
+_SIPP_INFO_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="call, two SIP INFO dtmf-relay digits, hang up">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=sipp 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  DIGITS
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 9 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+_SIPP_INFO_DIGIT = """
+  <send retrans="500"><![CDATA[
+INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: CSEQ INFO
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal=DIGIT
+Duration=160
+]]></send>
+  <recv response="200"/>
+"""
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) not installed")
+def test_dtmf_sip_info_reaches_far_end(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, tmp_path: Path
+) -> None:
+    """A peer sending SIP INFO application/dtmf-relay (sipp, calling b directly) is understood."""
+    b = baresip_factory("1002")
+    digits = "7*0#"
+    steps = "".join(
+        _SIPP_INFO_DIGIT.replace("CSEQ", str(i + 2)).replace("DIGIT", d)
+        for i, d in enumerate(digits)
+    )
+    scenario = tmp_path / "info.xml"
+    scenario.write_text(_SIPP_INFO_SCENARIO.replace("DIGITS", steps))
+    with open(tmp_path / "sipp.out", "wb") as out:
+        result = subprocess.run(
+            ["sipp", "-sf", str(scenario), "-s", b.user, "-i", "127.0.0.1",
+             "-p", str(free_port()), "-mp", str(free_port()), "-m", "1", "-timeout", "15",
+             "-timeout_error", "-nostdin", f"127.0.0.1:{b.sip_port}"],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, (tmp_path / "sipp.out").read_text(errors="replace")[-2000:]
+    assert b.wait_dtmf(digits, timeout=5) == digits
+    assert b.events(CALL_CLOSED)  # sipp hung up; b saw the whole call
+
+
+def test_unknown_user_gets_404(kamailio: Kamailio, baresip_factory: BaresipFactory) -> None:
+    a = baresip_factory("1001")
+    a.dial(kamailio.aor("1005"))  # a real user, but not registered
+    closed = a.wait_event(CALL_CLOSED, timeout=5)
+    assert closed["param"].startswith("404")
+    kamailio.wait_for_replies("INVITE", from_user="1001", code=404)
+    assert [r.code for r in kamailio.replies("INVITE", from_user="1001")] == [407, 404]
+
+    a.dial(kamailio.aor("4711"))  # no such user at all
+    a.wait_event(CALL_CLOSED, timeout=5, predicate=lambda e: "4711" in e["peeruri"])
+    kamailio.wait_for_replies("INVITE", from_user="1001", code=404, count=2)
+    assert kamailio.replies("INVITE", from_user="1001")[-1].code == 404
+
+
+def test_foreign_domain_is_not_relayed(kamailio: Kamailio) -> None:
+    """Kamailio never forwards off 127.0.0.1: a request for another domain gets a 404."""
+    port = free_port()
+    request = (
+        f"OPTIONS sip:bob@example.invalid SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-rig-1;rport\r\n"
+        f"From: <sip:probe@test.invalid>;tag=rig1\r\n"
+        f"To: <sip:bob@example.invalid>\r\n"
+        f"Call-ID: rig-foreign-1@127.0.0.1\r\n"
+        f"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.settimeout(5)
+        sock.sendto(request.encode(), (kamailio.host, kamailio.port))
+        reply = sock.recv(65536).decode(errors="replace")
+    assert reply.startswith("SIP/2.0 404 ")
+    [logged] = kamailio.requests("OPTIONS")
+    assert logged.ruri == "sip:bob@example.invalid"
+    assert logged.source == f"127.0.0.1:{port}"
+    assert logged.call_id == "rig-foreign-1@127.0.0.1"
+
+
+def test_kamailio_crash_and_restart_on_same_port(
+    kamailio: Kamailio, baresip_factory: BaresipFactory
+) -> None:
+    # regint 3: baresip refreshes every ~2.7 s, so it finds the restarted registrar quickly.
+    a = baresip_factory("1001", regint=3)
+    b = baresip_factory("1002", regint=3, transport="tcp")
+    kamailio.wait_for_bindings("1002", 1, timeout=5)
+    port = kamailio.port
+
+    kamailio.kill()
+    assert not kamailio.running
+    with pytest.raises(RigError):
+        kamailio.bindings("1001")  # nobody answers on the control socket
+    restarted_at = time.time()
+    kamailio.restart()
+    assert kamailio.port == port
+
+    # usrloc is in memory, so the bindings come back only by re-registration.
+    kamailio.wait_for_bindings("1001", 1, timeout=8)
+    kamailio.wait_for_bindings("1002", 1, timeout=8)
+    assert any(r.time >= restarted_at for r in kamailio.requests("REGISTER", from_user="1001"))
+
+    # And calls work again through the new instance.
+    a.dial(b.sip_uri)
+    b.wait_event(CALL_ESTABLISHED, timeout=5)
+    a.hangup()
+    b.wait_event(CALL_CLOSED, timeout=5)

@@ -1,0 +1,31 @@
+"""Real SIP peers on 127.0.0.1 for integration tests and benchmarks.
+
+Kamailio plays the PBX, baresip the far end; both are started and stopped by the test that needs
+them, on free ports, with their logs kept in the test's work dir. Nothing here imports pytest
+except `fixtures`, so bench/ can drive the same peers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class RigError(RuntimeError):
+    """A peer could not be started, controlled or stopped; the message carries its log tail."""
+
+
+def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Poll `condition` until it returns something truthy (and return that), or raise RigError
+    saying `what` did not happen. Tests wait on conditions, never on fixed sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise RigError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
