@@ -53,7 +53,7 @@ kit = "sim"
 
 [audio]
 backend = "files"
-{mic}recordings_dir = "{workdir / 'earpiece'}"
+{mic}recordings_dir = "{workdir / "earpiece"}"
 
 [[account]]
 registrar = "sip:127.0.0.1:{registrar_port}"
@@ -73,8 +73,9 @@ class PhoneUnderTest:
         self.config = parse_config(config) if isinstance(config, str) else config
         self.app = App(self.config, kit="sim")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="phone-loop",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="phone-loop", daemon=True
+        )
         self._running = False
 
     # -- lifetime --------------------------------------------------------------------------

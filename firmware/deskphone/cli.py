@@ -36,18 +36,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the phone daemon")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
-                     help=f"config file (default {DEFAULT_CONFIG_PATH})")
-    run.add_argument("--kit", choices=("auto", "pi", "sim"),
-                     help="hardware kit, overriding [hardware] kit in the config")
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help=f"config file (default {DEFAULT_CONFIG_PATH})",
+    )
+    run.add_argument(
+        "--kit",
+        choices=("auto", "pi", "sim"),
+        help="hardware kit, overriding [hardware] kit in the config",
+    )
     run.add_argument("--debug", action="store_true", help="log at debug level")
 
     sim = commands.add_parser(
         "sim", help="run the phone simulated in this terminal (keyboard as keypad)"
     )
-    sim.add_argument("--config", type=Path,
-                     help=f"config file (default {DEFAULT_CONFIG_PATH} if it exists, "
-                          f"else {USER_CONFIG_PATH}, else no account)")
+    sim.add_argument(
+        "--config",
+        type=Path,
+        help=f"config file (default {DEFAULT_CONFIG_PATH} if it exists, "
+        f"else {USER_CONFIG_PATH}, else no account)",
+    )
     sim.add_argument("--debug", action="store_true", help="log at debug level")
 
     check = commands.add_parser("check-config", help="validate a config file without starting")

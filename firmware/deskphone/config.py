@@ -765,7 +765,7 @@ class _Locator:
 # --- reading and checking -----------------------------------------------------------------
 
 
-class _Invalid(Exception):
+class _InvalidValueError(Exception):
     """A value broke a rule; the message says which, for the problem list."""
 
 
@@ -811,13 +811,13 @@ def _span(s: Setting) -> str:
 
 
 def _check_limits(s: Setting, amount: float, unit: str = "") -> None:
-    """Raise _Invalid if `amount` (a number, a length or a count) is outside the limits."""
+    """Raise _InvalidValueError if `amount` (a number, length or count) is out of its limits."""
     if (s.min is not None and amount < s.min) or (s.max is not None and amount > s.max):
         if not unit:
-            raise _Invalid(f"must be {_span(s)}, not {_number(amount, s.hex)}")
+            raise _InvalidValueError(f"must be {_span(s)}, not {_number(amount, s.hex)}")
         if amount == 0 and s.min == 1:
-            raise _Invalid("must not be empty")
-        raise _Invalid(f"must have {_span(s)} {unit}, not {amount:g}")
+            raise _InvalidValueError("must not be empty")
+        raise _InvalidValueError(f"must have {_span(s)} {unit}, not {amount:g}")
 
 
 def _suggest(word: str, known: Iterable[str]) -> str:
@@ -926,9 +926,9 @@ class _Reader:
             if not is_list:
                 return self._scalar(s, base, value)
             if not isinstance(value, list):
-                raise _Invalid(f"expected an array, {_got(value, s.secret)}")
+                raise _InvalidValueError(f"expected an array, {_got(value, s.secret)}")
             _check_limits(s, len(value), "entries")
-        except _Invalid as err:
+        except _InvalidValueError as err:
             self.report(path, str(err))
             return _INVALID
         entries: list[Any] = []
@@ -936,8 +936,8 @@ class _Reader:
             try:
                 entry = self._scalar(dataclasses.replace(s, min=None, max=None), base, entry)
                 if s.unique and entry in entries:
-                    raise _Invalid(f"{_literal(entry)} is listed twice")
-            except _Invalid as err:
+                    raise _InvalidValueError(f"{_literal(entry)} is listed twice")
+            except _InvalidValueError as err:
                 self.report((*path, index), str(err))
                 entry = _INVALID
             entries.append(entry)
@@ -947,7 +947,9 @@ class _Reader:
         """Check one value against its type and Setting; return what the dataclass holds."""
         if base is bool:
             if not isinstance(value, bool):
-                raise _Invalid(f"expected a boolean (true or false), {_got(value, s.secret)}")
+                raise _InvalidValueError(
+                    f"expected a boolean (true or false), {_got(value, s.secret)}"
+                )
             return value
         if base is int or base is float:
             if (
@@ -956,21 +958,21 @@ class _Reader:
                 or (base is int and isinstance(value, float))
             ):
                 kind = "an integer" if base is int else "a number"
-                raise _Invalid(f"expected {kind}, {_got(value, s.secret)}")
+                raise _InvalidValueError(f"expected {kind}, {_got(value, s.secret)}")
             if base is float:
                 value = float(value)
                 if not math.isfinite(value):
-                    raise _Invalid(f"must be a finite number, not {value}")
+                    raise _InvalidValueError(f"must be a finite number, not {value}")
             _check_limits(s, value)
             return value
         if not isinstance(value, str):
-            raise _Invalid(f"expected a string, {_got(value, s.secret)}")
+            raise _InvalidValueError(f"expected a string, {_got(value, s.secret)}")
         _check_limits(s, len(value), "characters")
         if s.choices:
             canonical = {choice.lower(): choice for choice in s.choices}
             if value.lower() not in canonical:
                 options = ", ".join(repr(choice) for choice in s.choices)
-                raise _Invalid(
+                raise _InvalidValueError(
                     f"must be one of {options}, not {value!r}{_suggest(value, s.choices)}"
                 )
             value = canonical[value.lower()]
@@ -978,10 +980,10 @@ class _Reader:
             try:
                 return s.convert(value)
             except ValueError as err:
-                raise _Invalid(str(err)) from None
+                raise _InvalidValueError(str(err)) from None
         if base is Path:
             if not value:
-                raise _Invalid("must not be empty")
+                raise _InvalidValueError("must not be empty")
             return self._base_dir / value
         return value
 

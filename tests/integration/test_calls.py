@@ -21,8 +21,11 @@ AUDIO_SECONDS = 3.0  # how long a call runs before hanging up; tones must fill h
 
 def connected(phone: PhoneUnderTest, timeout: float = 10.0) -> None:
     phone.wait_for(
-        lambda v: v.state is PhoneState.CONNECTED and v.call is not None
-        and v.call.connected_at is not None,
+        lambda v: (
+            v.state is PhoneState.CONNECTED
+            and v.call is not None
+            and v.call.connected_at is not None
+        ),
         timeout,
         "the call to be up",
     )

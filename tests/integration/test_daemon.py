@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -89,7 +90,9 @@ def test_broken_config_exits_non_zero_naming_the_problem(tmp_path) -> None:
     config.write_text('[phone]\nname = "desk"\nlog_levle = "info"\n\n[[account]]\nuser = "1001"\n')
     proc = subprocess.run(
         [sys.executable, "-m", "deskphone", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "line 3" in proc.stderr and "log_levle" in proc.stderr and "log_level" in proc.stderr
@@ -99,6 +102,29 @@ def test_broken_config_exits_non_zero_naming_the_problem(tmp_path) -> None:
 def test_missing_config_file_exits_non_zero(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "deskphone", "run", "--config", str(tmp_path / "nope.toml")],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2 and "nope.toml" in proc.stderr
+
+
+def test_simulator_without_a_config_starts_and_says_how_to_add_an_account(tmp_path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}  # no ~/.config/deskphone either
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskphone", "sim"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 15
+    screen = ""
+    assert proc.stdout is not None
+    while "no account configured" not in screen and time.monotonic() < deadline:
+        screen += proc.stdout.readline()
+    _, stderr = stop_daemon(proc)
+    assert "no account configured" in screen, screen + stderr
+    assert "[[account]]" in stderr and ".config/deskphone/deskphone.toml" in stderr
+    assert proc.returncode == 0

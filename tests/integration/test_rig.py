@@ -224,27 +224,35 @@ def test_unknown_user_gets_404(kamailio: Kamailio, baresip_factory: BaresipFacto
     assert kamailio.replies("INVITE", from_user="1001")[-1].code == 404
 
 
-def test_foreign_domain_is_not_relayed(kamailio: Kamailio) -> None:
-    """Kamailio never forwards off 127.0.0.1: a request for another domain gets a 404."""
-    port = free_port()
-    request = (
-        f"OPTIONS sip:bob@example.invalid SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-rig-1;rport\r\n"
-        f"From: <sip:probe@test.invalid>;tag=rig1\r\n"
-        f"To: <sip:bob@example.invalid>\r\n"
-        f"Call-ID: rig-foreign-1@127.0.0.1\r\n"
-        f"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+def test_request_policy(kamailio: Kamailio) -> None:
+    """What Kamailio does with out-of-dialog requests, seen from a bare UDP socket."""
+    stranger = "sip:probe@test.invalid"
+    # Another domain is never forwarded (nothing may leave 127.0.0.1).
+    assert _udp_request(kamailio, "OPTIONS", "sip:bob@example.invalid", stranger, "r1") == (
+        "SIP/2.0 404 Domain Not Served"
     )
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", port))
-        sock.settimeout(5)
-        sock.sendto(request.encode(), (kamailio.host, kamailio.port))
-        reply = sock.recv(65536).decode(errors="replace")
-    assert reply.startswith("SIP/2.0 404 ")
-    [logged] = kamailio.requests("OPTIONS")
-    assert logged.ruri == "sip:bob@example.invalid"
-    assert logged.source == f"127.0.0.1:{port}"
-    assert logged.call_id == "rig-foreign-1@127.0.0.1"
+    # 127.0.0.1 with another port is some UA's contact, not this PBX.
+    other = f"sip:1003@127.0.0.1:{free_port()}"
+    assert _udp_request(kamailio, "OPTIONS", other, stranger, "r2").startswith("SIP/2.0 404 D")
+    # Our domain with our port or none: a user lookup (1003 is not registered).
+    for n, ruri in enumerate((kamailio.aor("1003"), "sip:1003@127.0.0.1")):
+        assert _udp_request(kamailio, "OPTIONS", ruri, stranger, f"r3{n}") == (
+            "SIP/2.0 404 Not Found"
+        )
+    # A keepalive to the server itself.
+    assert _udp_request(kamailio, "OPTIONS", kamailio.uri, stranger, "r4") == "SIP/2.0 200 OK"
+    # Our users must authenticate their requests.
+    status = _udp_request(kamailio, "OPTIONS", kamailio.aor("1002"), kamailio.aor("1001"), "r5")
+    assert status == "SIP/2.0 407 Proxy Authentication Required"
+
+    logged = kamailio.requests("OPTIONS")
+    assert [r.call_id for r in logged] == [
+        f"{t}@127.0.0.1" for t in ("r1", "r2", "r30", "r31", "r4", "r5")
+    ]
+    assert logged[0].ruri == "sip:bob@example.invalid"
+    assert logged[0].source.startswith("127.0.0.1:") and logged[0].transport == "udp"
+    assert logged[-1].from_user == "1001" and logged[-1].to_user == "1002"
+    assert kamailio.count("OPTIONS", from_user="1001") == 1
 
 
 def test_kamailio_crash_and_restart_on_same_port(
@@ -274,3 +282,21 @@ def test_kamailio_crash_and_restart_on_same_port(
     b.wait_event(CALL_ESTABLISHED, timeout=5)
     a.hangup()
     b.wait_event(CALL_CLOSED, timeout=5)
+
+
+def _udp_request(kamailio: Kamailio, method: str, ruri: str, from_uri: str, tag: str) -> str:
+    """Send one out-of-dialog request from a plain UDP socket; return the status line."""
+    port = free_port()
+    request = (
+        f"{method} {ruri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{tag};rport\r\n"
+        f"From: <{from_uri}>;tag={tag}\r\n"
+        f"To: <{ruri}>\r\n"
+        f"Call-ID: {tag}@127.0.0.1\r\n"
+        f"CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.settimeout(5)
+        sock.sendto(request.encode(), (kamailio.host, kamailio.port))
+        return sock.recv(65536).decode(errors="replace").split("\r\n", 1)[0]

@@ -698,8 +698,18 @@ request_route {{
     # Absorb retransmissions of requests we already handle statefully.
     t_check_trans();
 
+    # Initial request: drop a preloaded Route (a phone using us as outbound proxy sets one).
+    remove_hf("Route");
+
+    # Ours: host 127.0.0.1 with our port or none. Checked here, not with alias=127.0.0.1, which
+    # would also make every UA's 127.0.0.1:PORT contact "myself" (and loop ACK/BYE).
+    $var(ours) = 0;
+    if ($rd == "{domain}" && ($(ru{{uri.port}}) == "{port}" || $(ru{{uri.port}}{{s.len}}) == 0)) {{
+        $var(ours) = 1;
+    }}
+
     # Keepalive pings addressed to the server itself.
-    if (is_method("OPTIONS") && uri==myself && $rU==$null) {{
+    if (is_method("OPTIONS") && $var(ours) == 1 && $rU == $null) {{
         sl_send_reply("200", "OK");
         exit;
     }}
@@ -724,7 +734,7 @@ request_route {{
     }}
 
     # Never relay to other domains or other ports: all traffic stays on this PBX's users.
-    if (!(uri==myself)) {{
+    if ($var(ours) != 1) {{
         sl_send_reply("404", "Domain Not Served");
         exit;
     }}
@@ -743,7 +753,7 @@ request_route {{
 }}
 
 route[REGISTRAR] {{
-    if (!(uri==myself)) {{
+    if ($var(ours) != 1) {{
         sl_send_reply("404", "Domain Not Served");
         exit;
     }}
@@ -769,8 +779,8 @@ route[REGISTRAR] {{
 # one again, so re-challenging turns one wrong password into a REGISTER storm.
 route[AUTH_FAILED] {{
     $var(rc) = $rc;
-    xlog("L_NOTICE", "rig: auth failed for $fU: $var(rc)\n");
     if ($var(rc) == -2 || $var(rc) == -3) {{
+        xlog("L_NOTICE", "rig: bad credentials from $fU ($var(rc)): 403\n");
         sl_send_reply("403", "Forbidden");
         exit;
     }}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -113,7 +114,7 @@ def test_started_registers_every_enabled_account() -> None:
 
 
 def test_failed_registration_retries_with_capped_backoff() -> None:
-    phone, clock = make_phone()
+    phone, _ = make_phone()
     phone.handle(Started())
     delays = []
     for _ in range(8):
@@ -125,7 +126,7 @@ def test_failed_registration_retries_with_capped_backoff() -> None:
         assert phone.handle(TimerExpired(timer.name)) == [Register(0)]
         assert phone.registrations[0].state is RegState.REGISTERING
     assert 1.6 <= delays[0] <= 2.0
-    assert all(later >= earlier * 0.8 for earlier, later in zip(delays, delays[1:]))
+    assert all(later >= earlier * 0.8 for earlier, later in itertools.pairwise(delays))
     assert max(delays) <= 30.0 and delays[-1] >= 24.0  # capped, with downward jitter only
     assert phone.registrations[0].failures == 8
 
@@ -187,7 +188,9 @@ def test_far_end_hang_up_shows_reason_then_idle() -> None:
     phone2, _ = make_phone()
     call2 = dial_out(phone2)
     connect(phone2, call2)
-    effects = phone2.handle(CallStateChanged(call2, CallState.DISCONNECTED, 200, "Normal call clearing"))
+    effects = phone2.handle(
+        CallStateChanged(call2, CallState.DISCONNECTED, 200, "Normal call clearing")
+    )
     assert phone2.end_reason is EndReason.REMOTE_HUNG_UP and phone2.call is None
     assert tones(effects) == []  # a normal ending plays nothing
     phone2.handle(TimerExpired("ended"))
@@ -210,7 +213,9 @@ def test_number_outside_digit_map_ends_with_error_tone() -> None:
 
 
 def test_emergency_numbers_dial_at_once_whatever_the_digit_map() -> None:
-    phone, _ = make_phone('[dialplan]\ndigit_map = "[2-9]xxx"\nemergency_numbers = ["112", "999"]\n')
+    phone, _ = make_phone(
+        '[dialplan]\ndigit_map = "[2-9]xxx"\nemergency_numbers = ["112", "999"]\n'
+    )
     phone.handle(HookChanged(True))
     (make,) = of_type(press(phone, "999"), MakeCall)
     assert make.target == "999" and phone.call.emergency
@@ -291,7 +296,8 @@ def test_failed_call_shows_its_reason_and_plays_its_tone(code, heard, reason, to
 def test_end_reason_of_connected_and_incoming_calls() -> None:
     common = {"code": 200, "heard_from_network": True}
     assert end_reason(incoming=False, connected=True, local=True, **common) is EndReason.HUNG_UP
-    assert end_reason(incoming=True, connected=True, local=False, **common) is EndReason.REMOTE_HUNG_UP
+    remote = end_reason(incoming=True, connected=True, local=False, **common)
+    assert remote is EndReason.REMOTE_HUNG_UP
     assert end_reason(incoming=True, connected=False, local=False, **common) is EndReason.MISSED
     assert end_reason(incoming=True, connected=False, local=True, **common) is EndReason.REJECTED
 
@@ -338,7 +344,9 @@ def test_incoming_call_rings_and_lifting_the_handset_answers() -> None:
 def test_caller_giving_up_is_a_missed_call() -> None:
     phone, _ = make_phone()
     call, _ = incoming(phone)
-    effects = phone.handle(CallStateChanged(call, CallState.DISCONNECTED, 487, "Request Terminated"))
+    effects = phone.handle(
+        CallStateChanged(call, CallState.DISCONNECTED, 487, "Request Terminated")
+    )
     assert phone.end_reason is EndReason.MISSED and phone.missed_calls == 1
     assert StopTone(ToneOutput.RINGER) in effects
     assert phone.history[0].direction == "missed"
@@ -430,9 +438,13 @@ def test_hold_toggles_and_mute_is_lifted_when_the_call_ends() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(("answer",), "no call is ringing"), (("nonsense",), "unknown command"),
-     (("dial",), "usage: dial NUMBER"), (("hold",), "no connected call"),
-     (("dnd", "maybe"), "expected 'on' or 'off'")],
+    [
+        (("answer",), "no call is ringing"),
+        (("nonsense",), "unknown command"),
+        (("dial",), "usage: dial NUMBER"),
+        (("hold",), "no connected call"),
+        (("dnd", "maybe"), "expected 'on' or 'off'"),
+    ],
 )
 def test_commands_explain_why_they_cannot_run(args, message) -> None:
     phone, _ = make_phone()
@@ -441,6 +453,17 @@ def test_commands_explain_why_they_cannot_run(args, message) -> None:
 
 
 def test_command_table_is_the_one_place_commands_live() -> None:
-    assert {"dial", "answer", "hangup", "hold", "dtmf", "redial", "dnd", "mute", "transfer",
-            "speaker", "reject"} <= set(COMMANDS)
+    assert {
+        "dial",
+        "answer",
+        "hangup",
+        "hold",
+        "dtmf",
+        "redial",
+        "dnd",
+        "mute",
+        "transfer",
+        "speaker",
+        "reject",
+    } <= set(COMMANDS)
     assert all(c.summary for c in COMMANDS.values())

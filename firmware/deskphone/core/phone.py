@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from deskphone.core.dialplan import DialPlan, Match
 from deskphone.core.effects import (
@@ -257,7 +257,9 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command_entry(name: str, usage: str, summary: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def command_entry(
+    name: str, usage: str, summary: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Put a Phone method into the command table under `name`."""
 
     def register(method: Callable[..., None]) -> Callable[..., None]:
@@ -413,7 +415,10 @@ class Phone:
             self._emit(StartTimer(register_timer(index), delay))
             log.warning(
                 "account %s: registration failed (%s %s), retry in %.1f s",
-                current.label, event.code, event.reason, delay,
+                current.label,
+                event.code,
+                event.reason,
+                delay,
             )
             return
         if event.state is RegState.REGISTERED:
@@ -467,11 +472,10 @@ class Phone:
             if not call.alerting and not call.media_active:
                 self._play(ToneName.RINGBACK)
             call = dataclasses.replace(call, alerting=True)
-        elif event.state is CallState.CONFIRMED:
-            if call.connected_at is None:
-                call = dataclasses.replace(call, connected_at=self._clock())
-                self._stop_tone()
-                self.state = PhoneState.CONNECTED
+        elif event.state is CallState.CONFIRMED and call.connected_at is None:
+            call = dataclasses.replace(call, connected_at=self._clock())
+            self._stop_tone()
+            self.state = PhoneState.CONNECTED
         self.call = call
 
     def _on_media(self, event: CallMediaChanged) -> None:
@@ -508,7 +512,7 @@ class Phone:
             if 0 <= index < len(self.registrations):
                 self._register(index)
 
-    _EVENT_HANDLERS: dict[type, Callable[[Phone, Event], None]] = {
+    _EVENT_HANDLERS: ClassVar[dict[type[Event], Callable[..., None]]] = {
         Started: _on_started,
         KeyPressed: _on_key,
         HookChanged: _on_hook,
@@ -517,7 +521,7 @@ class Phone:
         CallStateChanged: _on_call_state,
         CallMediaChanged: _on_media,
         TimerExpired: _on_timer,
-    }  # type: ignore[dict-item]
+    }
 
     # -- commands --------------------------------------------------------------------------
 
@@ -527,7 +531,10 @@ class Phone:
         if not target:
             raise CommandError("dial: nothing to dial")
         if self.state not in (
-            PhoneState.IDLE, PhoneState.OFF_HOOK, PhoneState.DIALING, PhoneState.ENDED
+            PhoneState.IDLE,
+            PhoneState.OFF_HOOK,
+            PhoneState.DIALING,
+            PhoneState.ENDED,
         ):
             raise CommandError(f"dial: the phone is busy ({self.state.value})")
         self._take_line_for(target)
@@ -538,7 +545,9 @@ class Phone:
             raise CommandError("redial: nothing dialled yet")
         self.cmd_dial(self.last_dialed)
 
-    @command_entry("answer", "", "answer the ringing call (on the speaker unless the handset is up)")
+    @command_entry(
+        "answer", "", "answer the ringing call (on the speaker unless the handset is up)"
+    )
     def cmd_answer(self) -> None:
         if self.state is not PhoneState.RINGING:
             raise CommandError("answer: no call is ringing")
@@ -605,7 +614,9 @@ class Phone:
             raise CommandError("transfer: no target")
         self._emit(Transfer(call.id, target.strip()))
 
-    @command_entry("mute", "[on|off]", "stop or resume sending the microphone (no argument: toggle)")
+    @command_entry(
+        "mute", "[on|off]", "stop or resume sending the microphone (no argument: toggle)"
+    )
     def cmd_mute(self, setting: str = "") -> None:
         muted = _switch("mute", setting, self.muted)
         if muted != self.muted:
@@ -783,7 +794,9 @@ class Phone:
         )
         if reason is EndReason.MISSED:
             self.missed_calls += 1
-        log.info("call with %s ended: %s (%s %s)", call.number, reason.value, event.code, event.reason)
+        log.info(
+            "call with %s ended: %s (%s %s)", call.number, reason.value, event.code, event.reason
+        )
         self._drop_call(call, reason, event.code)
 
     def _drop_call(self, call: Call, reason: EndReason, code: int) -> None:
@@ -837,7 +850,9 @@ class Phone:
             direction = "out"
         duration = 0.0 if call.connected_at is None else self._clock() - call.connected_at
         self.history.appendleft(
-            HistoryEntry(direction, call.number, call.name, call.created_wall, duration, reason, code)
+            HistoryEntry(
+                direction, call.number, call.name, call.created_wall, duration, reason, code
+            )
         )
 
     def _play(self, name: ToneName, output: ToneOutput = ToneOutput.VOICE) -> None:
@@ -861,6 +876,7 @@ class Phone:
             return self._effects
         finally:
             self._effects = []
+
 
 def _switch(name: str, setting: str, current: bool) -> bool:
     """Read an optional on/off argument; no argument toggles."""

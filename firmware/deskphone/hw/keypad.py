@@ -192,9 +192,7 @@ class HookSwitch:
         self._post = post
         self._debounce = debounce
         # Pulled towards the on-hook level, so an unplugged switch reads "on hook".
-        self._input = DigitalInputDevice(
-            pin.pin, pull_up=pin.off_hook_low, pin_factory=pin_factory
-        )
+        self._input = DigitalInputDevice(pin.pin, pull_up=pin.off_hook_low, pin_factory=pin_factory)
         self._input.when_activated = self._edge
         self._input.when_deactivated = self._edge
         self._check_due: asyncio.TimerHandle | None = None

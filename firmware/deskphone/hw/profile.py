@@ -14,7 +14,7 @@ from pathlib import Path
 
 from deskphone.errors import ConfigError, ConfigProblem
 
-HEADER_GPIOS = range(0, 28)  # BCM GPIO 0-27 reach the 40-pin header on every Pi since the B+
+HEADER_GPIOS = range(28)  # BCM GPIO 0-27 reach the 40-pin header on every Pi since the B+
 BUS_PINS = {
     "i2c": {2: "I2C SDA", 3: "I2C SCL"},
     "spi": {7: "SPI CE1", 8: "SPI CE0", 9: "SPI MISO", 10: "SPI MOSI", 11: "SPI SCLK"},
@@ -65,7 +65,11 @@ def find_profile(name_or_path: str) -> Path:
     known = sorted({p.stem for d in profile_dirs() if d.is_dir() for p in d.glob("*.toml")})
     raise ConfigError(
         "hardware.profile",
-        [ConfigProblem("hardware.profile", f"no profile {name_or_path!r}; known: {', '.join(known)}")],
+        [
+            ConfigProblem(
+                "hardware.profile", f"no profile {name_or_path!r}; known: {', '.join(known)}"
+            )
+        ],
     )
 
 
@@ -76,9 +80,11 @@ def load_profile(name_or_path: str, display_interface: str = "i2c") -> HardwareP
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise ConfigError(source, [ConfigProblem("", f"cannot read profile: {err.strerror}")])
+        raise ConfigError(
+            source, [ConfigProblem("", f"cannot read profile: {err.strerror}")]
+        ) from err
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(source, [ConfigProblem("", f"not valid TOML: {err}")])
+        raise ConfigError(source, [ConfigProblem("", f"not valid TOML: {err}")]) from err
     problems: list[ConfigProblem] = []
     keypad = data.get("keypad", {})
     hook = data.get("hook", {})
@@ -91,8 +97,9 @@ def load_profile(name_or_path: str, display_interface: str = "i2c") -> HardwareP
         and all(isinstance(r, list) and len(r) == len(columns) for r in keys)
         and all(isinstance(k, str) and k for r in keys for k in r)
     ):
-        problems.append(ConfigProblem("keypad.keys", "needs one list of key names per row, "
-                                                     "one name per column"))
+        problems.append(
+            ConfigProblem("keypad.keys", "needs one list of key names per row, one name per column")
+        )
         keys = []
     hook_pin = hook.get("pin")
     if not isinstance(hook_pin, int) or isinstance(hook_pin, bool):
@@ -118,8 +125,10 @@ def load_profile(name_or_path: str, display_interface: str = "i2c") -> HardwareP
 
 
 def _pins(value: object, key: str, problems: list[ConfigProblem]) -> list[int]:
-    if not isinstance(value, list) or not value or not all(
-        isinstance(p, int) and not isinstance(p, bool) for p in value
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(p, int) and not isinstance(p, bool) for p in value)
     ):
         problems.append(ConfigProblem(key, "needs a non-empty list of GPIO numbers"))
         return []
@@ -138,9 +147,11 @@ def _check_pins(
             if pin not in HEADER_GPIOS:
                 problems.append(ConfigProblem(key, f"GPIO{pin} is not on the 40-pin header"))
             elif pin in bus:
-                problems.append(ConfigProblem(
-                    key, f"GPIO{pin} is {bus[pin]}, used by the {display_interface} display"
-                ))
+                problems.append(
+                    ConfigProblem(
+                        key, f"GPIO{pin} is {bus[pin]}, used by the {display_interface} display"
+                    )
+                )
             elif pin in seen:
                 problems.append(ConfigProblem(key, f"GPIO{pin} is already used by {seen[pin]}"))
             else:

@@ -20,7 +20,7 @@ HOOK_KEY = "h"
 QUIT_KEYS = ("q", "\x03", "\x04")  # q, Ctrl-C, Ctrl-D
 # Letters for function keys, where the profile's keypad has that key.
 FUNCTION_LETTERS = {"s": "speaker", "o": "hold", "r": "redial", "m": "mute", "d": "dnd"}
-HELP = ("keys: 0-9 * # dial | h hook | s speaker | o hold | r redial | m mute | q quit")
+HELP = "keys: 0-9 * # dial | h hook | s speaker | o hold | r redial | m mute | q quit"
 
 
 class TerminalFrontEnd:

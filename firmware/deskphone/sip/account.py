@@ -26,7 +26,7 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
         self.registered = False
         self.awaiting_reply = False  # shutdown waits for the un-REGISTER's answer
 
-    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802 (pjsua2 name)
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
         code, reason, expires = int(prm.code), str(prm.reason), int(prm.expiration)
         active = bool(self.getInfo().regIsActive)
         if 200 <= code < 300 and active:
@@ -41,5 +41,5 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
         self._stack.post(RegistrationChanged(self.index, state, code, reason, expires))
         self.awaiting_reply = False
 
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802 (pjsua2 name)
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         self._stack.incoming_call(self, int(prm.callId))

@@ -41,7 +41,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         self.ended_locally = False  # we hung up, cancelled or refused it
         self.audio_index = -1  # media index of the active audio stream, -1 when none
 
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 (pjsua2 name)
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
         self._note_response(prm.e)  # a final response ends the call without a tsx callback
         info = self.getInfo()
         state = _STATES.get(info.state)
@@ -60,7 +60,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         if state is CallState.DISCONNECTED:
             self._stack.call_gone(self.handle)
 
-    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802 (pjsua2 name)
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
         self._note_response(prm.e)
 
     def _note_response(self, event: pj.SipEvent) -> None:
@@ -72,7 +72,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         ):
             self.heard_from_network = True
 
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
         self.audio_index = -1
         held = False
@@ -86,11 +86,11 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 break
         self._stack.post(CallMediaChanged(self.handle, self.audio_index >= 0, codec, held))
 
-    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
         # The far end asks us to call someone else (REFER). The core has no way yet to take
         # over a call it did not place, so decline rather than let pjsua2 run an unmanaged one.
         prm.statusCode = 603
 
-    def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:  # noqa: N802
+    def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:
         # A 3xx names where the callee is now; a desk phone follows it.
         return int(pj.PJSIP_REDIRECT_ACCEPT)

@@ -157,8 +157,7 @@ class MediaRouter:
             Path(directory).mkdir(parents=True, exist_ok=True)
             recorder.createRecorder(str(path))
         except (OSError, pj.Error) as err:
-            reason = getattr(err, "info", lambda: str(err))()
-            log.error("cannot record the earpiece to %s: %s", path, reason)
+            log.error("cannot record the earpiece to %s: %s", path, getattr(err, "reason", err))
             return
         self._earpiece = recorder
         self.last_recording = path

@@ -165,8 +165,8 @@ class SipStack:
             endpoint.libCreate()
         self._endpoint = endpoint
         endpoint.libInit(self._endpoint_config())
-        self._create_transports()
-        self._set_codec_order()
+        self._create_transports(endpoint)
+        self._set_codec_order(endpoint)
         endpoint.libStart()
         self._media = MediaRouter(endpoint, self._config.audio, CLOCK_RATE)
         self._media.start()
@@ -192,8 +192,10 @@ class SipStack:
                     account.setRegistration(False)
         self._wake_pump()
         await self._wait_until(
-            lambda: not self._live_calls()
-            and not any(a is not None and a.awaiting_reply for a in self._accounts),
+            lambda: (
+                not self._live_calls()
+                and not any(a is not None and a.awaiting_reply for a in self._accounts)
+            ),
             deadline,
         )
         if self._media is not None:
@@ -257,7 +259,7 @@ class SipStack:
         media.threadCnt = 0
         return config
 
-    def _create_transports(self) -> None:
+    def _create_transports(self, endpoint: pj.Endpoint) -> None:
         wanted = {"udp"} | {a.transport for a in self._config.accounts if a.enabled}
         bind = self._config.phone.bind_address
         for name in ("udp", "tcp", "tls"):
@@ -268,7 +270,7 @@ class SipStack:
             if bind:
                 transport_config.boundAddress = bind
             try:
-                self._transports[name] = self._endpoint.transportCreate(
+                self._transports[name] = endpoint.transportCreate(
                     _TRANSPORT_TYPES[name], transport_config
                 )
             except pj.Error as err:
@@ -276,7 +278,7 @@ class SipStack:
                     f"cannot open SIP {name.upper()} port {self._config.phone.sip_port}"
                     f"{' on ' + bind if bind else ''}: {_error_text(err)}"
                 ) from err
-        info = self._endpoint.transportGetInfo(self._transports["udp"])
+        info = endpoint.transportGetInfo(self._transports["udp"])
         port = int(str(info.localName).rsplit(":", 1)[1])
         self._wake_address = (bind if bind and bind != "0.0.0.0" else "127.0.0.1", port)
         self._wake_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -293,16 +295,16 @@ class SipStack:
         """The newest earpiece recording of the files backend, if any."""
         return self._media.last_recording if self._media is not None else None
 
-    def _set_codec_order(self) -> None:
-        codec_ids = [str(info.codecId) for info in self._endpoint.codecEnum2()]
+    def _set_codec_order(self, endpoint: pj.Endpoint) -> None:
+        codec_ids = [str(info.codecId) for info in endpoint.codecEnum2()]
         for codec_id in codec_ids:
-            self._endpoint.codecSetPriority(codec_id, 0)
+            endpoint.codecSetPriority(codec_id, 0)
         priority = 255
         for name in self._config.audio.codecs:
             for prefix in CODEC_IDS[name]:
                 for codec_id in codec_ids:
                     if codec_id.startswith(prefix):
-                        self._endpoint.codecSetPriority(codec_id, priority)
+                        endpoint.codecSetPriority(codec_id, priority)
                         priority -= 1
 
     def _create_account(self, index: int, account: AccountConfig) -> PhoneAccount:
@@ -311,7 +313,9 @@ class SipStack:
         config.idUri = f'"{account.display_name}" <{aor}>' if account.display_name else aor
         reg = config.regConfig
         reg.registrarUri = server_uri(
-            account.registrar_scheme, account.registrar_host, account.registrar_port,
+            account.registrar_scheme,
+            account.registrar_host,
+            account.registrar_port,
             account.transport,
         )
         reg.registerOnAdd = False  # the core decides when, and retries with its own backoff
@@ -370,8 +374,15 @@ class SipStack:
             effect.target, settings.registrar_host, settings.registrar_port, settings.transport
         )
         if account is None:
-            self.post(CallStateChanged(effect.call, CallState.DISCONNECTED, 0, "account disabled",
-                                       heard_from_network=False))
+            self.post(
+                CallStateChanged(
+                    effect.call,
+                    CallState.DISCONNECTED,
+                    0,
+                    "account disabled",
+                    heard_from_network=False,
+                )
+            )
             return
         call = PhoneCall(self, account, effect.call)
         with self._calls_lock:
@@ -381,8 +392,15 @@ class SipStack:
         except pj.Error as err:
             log.error("cannot call %s: %s", uri, _error_text(err))
             self.call_gone(effect.call)
-            self.post(CallStateChanged(effect.call, CallState.DISCONNECTED, 0, str(err.reason),
-                                       heard_from_network=False))
+            self.post(
+                CallStateChanged(
+                    effect.call,
+                    CallState.DISCONNECTED,
+                    0,
+                    str(err.reason),
+                    heard_from_network=False,
+                )
+            )
         self._wake_pump()
 
     def _answer(self, effect: Answer) -> None:
@@ -429,7 +447,9 @@ class SipStack:
         def transfer(call: PhoneCall) -> None:
             settings = self._config.accounts[call.account_index]
             uri = target_uri(
-                effect.target, settings.registrar_host, settings.registrar_port,
+                effect.target,
+                settings.registrar_host,
+                settings.registrar_port,
                 settings.transport,
             )
             call.xfer(uri, pj.CallOpParam(True))
@@ -494,6 +514,7 @@ class SipStack:
 
     def _run_pump(self) -> None:
         endpoint = self._endpoint
+        assert endpoint is not None
         endpoint.libRegisterThread("sip-events")
         while not self._pump_stop.is_set():
             endpoint.libHandleEvents(PUMP_WAIT_MS)

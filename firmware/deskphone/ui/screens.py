@@ -76,8 +76,15 @@ def screen_for(
             detail = "connecting"
         else:
             detail = format_duration(view.now - call.connected_at)
-        flags = [f for f, on in (("hold", call.on_hold), ("held", call.held_by_remote),
-                                 ("muted", view.muted)) if on]
+        flags = [
+            f
+            for f, on in (
+                ("hold", call.on_hold),
+                ("held", call.held_by_remote),
+                ("muted", view.muted),
+            )
+            if on
+        ]
         return Screen("in call", (peer_line(call), detail, " ".join([call.codec, *flags]).strip()))
     if state is PhoneState.ENDED and view.end_reason is not None:
         return Screen("call ended", (view.end_reason.value,))
