@@ -5,8 +5,9 @@ inputs with pull-ups, so any press pulls a column low and its edge wakes one sca
 while no key is down. While keys are held the loop rescans at a short interval, which catches
 releases that cause no edge (two keys in one column) and drives long press and repeat.
 
-Debounce is our own (gpiozero's `bounce_time` is known to drop events): a new key state counts
-only once two scans a debounce interval apart agree. Three keys on the corners of a rectangle
+Debounce is our own (gpiozero's `bounce_time` is known to drop events): after an edge the
+matrix is read once the contacts have been quiet for the debounce time, and a change found by
+the rescans of held keys counts once two scans agree. Three keys on the corners of a rectangle
 make a fourth look pressed in a matrix without diodes; such ambiguous states are not reported.
 
 gpiozero calls back on its own threads; those callbacks only schedule work on the loop, which
@@ -26,7 +27,7 @@ from deskphone.hw.profile import HookPin, KeypadPins
 
 Position = tuple[int, int]  # (row, column)
 
-DEBOUNCE = 0.02
+DEBOUNCE = 0.008  # membrane and tactile contacts settle within a few ms
 HOLD_TIME = 0.8
 REPEAT_INTERVAL = 0.15
 HELD_SCAN_INTERVAL = 0.03
@@ -73,7 +74,8 @@ class MatrixKeypad:
         ]
         self._reported: frozenset[Position] = frozenset()
         self._candidate: frozenset[Position] | None = None
-        self._scan_due: asyncio.TimerHandle | None = None
+        self._quiet_due: asyncio.TimerHandle | None = None  # scan once the contacts are still
+        self._poll_due: asyncio.TimerHandle | None = None  # rescan while keys are held
         self._held: dict[Position, asyncio.TimerHandle] = {}
         self._idle_columns = self._read_columns()
         self._closed = False
@@ -88,10 +90,9 @@ class MatrixKeypad:
 
     def close(self) -> None:
         self._closed = True
-        if self._scan_due is not None:
-            self._scan_due.cancel()
-        for handle in self._held.values():
-            handle.cancel()
+        for handle in (self._quiet_due, self._poll_due, *self._held.values()):
+            if handle is not None:
+                handle.cancel()
         for device in (*self._columns, *self._rows):
             device.close()
 
@@ -103,31 +104,47 @@ class MatrixKeypad:
     # -- the loop --------------------------------------------------------------------------
 
     def _on_edge(self) -> None:
-        if self._closed or self._scan_due is not None:
-            return  # a scan is already due and will see this change
-        if self._read_columns() == self._idle_columns:
-            return  # the echo of our own scan, or a bounce that settled back
-        self._schedule_scan(self._debounce)
+        """An edge on a column: scan once the contacts have been quiet for the debounce time.
+        Every edge restarts that wait, so a bouncing contact is read after it settles."""
+        if self._closed:
+            return
+        if self._quiet_due is None and self._read_columns() == self._idle_columns:
+            return  # the echo of our own scan's row switching
+        if self._quiet_due is not None:
+            self._quiet_due.cancel()
+        self._quiet_due = self._loop.call_later(self._debounce, self._scan_settled)
 
-    def _schedule_scan(self, delay: float) -> None:
-        if self._scan_due is not None:
-            self._scan_due.cancel()
-        self._scan_due = self._loop.call_later(delay, self._scan)
-
-    def _scan(self) -> None:
-        self._scan_due = None
+    def _scan_settled(self) -> None:
+        self._quiet_due = None
         if self._closed:
             return
         state = self._scan_matrix()
-        if state != self._reported:
-            if state != self._candidate or is_ambiguous(state):
-                self._candidate = state  # wait for a second scan that agrees
-                self._schedule_scan(self._debounce)
-                return
+        if state != self._reported and not is_ambiguous(state):
             self._report(state)
         self._candidate = None
-        if self._reported:
-            self._schedule_scan(HELD_SCAN_INTERVAL)
+        self._keep_polling()
+
+    def _poll(self) -> None:
+        """While keys are held no edge need come (a release in a column another held key keeps
+        low), so rescan; a change seen this way counts once two scans agree."""
+        self._poll_due = None
+        if self._closed:
+            return
+        state = self._scan_matrix()
+        if state == self._reported or is_ambiguous(state):
+            self._candidate = None
+        elif state == self._candidate:
+            self._report(state)
+            self._candidate = None
+        else:
+            self._candidate = state
+        self._keep_polling()
+
+    def _keep_polling(self) -> None:
+        if self._poll_due is not None or not (self._reported or self._candidate):
+            return
+        delay = self._debounce if self._candidate is not None else HELD_SCAN_INTERVAL
+        self._poll_due = self._loop.call_later(delay, self._poll)
 
     def _report(self, state: frozenset[Position]) -> None:
         for position in sorted(state - self._reported):
