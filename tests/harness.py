@@ -133,10 +133,14 @@ class PhoneUnderTest:
         return last_down
 
     def lift(self) -> None:
+        """Lift the handset and, like a person waiting for dial tone, wait for the phone to
+        notice (the hook contact is debounced)."""
         self.on_loop(self.matrix.set_hook, True)
+        self.wait_for(lambda v: v.hook_up, 2.0, "the phone to see the handset lifted")
 
     def replace(self) -> None:
         self.on_loop(self.matrix.set_hook, False)
+        self.wait_for(lambda v: not v.hook_up, 2.0, "the phone to see the handset replaced")
 
     def command(self, name: str, *args: str) -> None:
         self.on_loop(self.app.command, name, *args)

@@ -223,7 +223,8 @@ class PhoneView:
     """Everything a screen or `status` shows, read-only."""
 
     state: PhoneState
-    off_hook: bool
+    off_hook: bool  # the user has the line: handset up or speaker on
+    hook_up: bool  # the handset itself is lifted
     speaker: bool
     digits: str
     call: Call | None
@@ -342,6 +343,7 @@ class Phone:
         return PhoneView(
             state=self.state,
             off_hook=self.off_hook,
+            hook_up=self.hook_up,
             speaker=self.speaker,
             digits=self.digits,
             call=self.call,
