@@ -7,6 +7,7 @@ the display; every touch of phone state happens on the phone's loop thread.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ def phone_config_text(
     expiry: int = 60,
     retry_min: float = 1.0,
     retry_max: float = 4.0,
+    codecs: tuple[str, ...] = ("G722", "PCMA", "PCMU"),
     extra: str = "",
     account_extra: str = "",
 ) -> str:
@@ -53,6 +55,7 @@ kit = "sim"
 
 [audio]
 backend = "files"
+codecs = {json.dumps(list(codecs))}
 {mic}recordings_dir = "{workdir / "earpiece"}"
 
 [[account]]

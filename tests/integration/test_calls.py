@@ -204,3 +204,26 @@ def test_calling_with_the_registrar_down_shows_unreachable(kamailio, phone_facto
     phone.wait_state(PhoneState.ENDED)
     assert phone.view().end_reason is EndReason.UNREACHABLE
     assert "unreachable" in phone.screen_text()
+
+
+@pytest.mark.parametrize(
+    ("codecs", "expected"),
+    [
+        (("G722", "PCMA", "PCMU"), "G722/16000"),
+        (("PCMU", "G722"), "PCMU/8000"),
+        (("PCMA",), "PCMA/8000"),
+    ],
+)
+def test_codec_order_comes_from_the_config(
+    codecs, expected, kamailio, phone_factory, baresip_factory
+) -> None:
+    far = baresip_factory("1002")  # offers and accepts G722, PCMU and PCMA
+    phone = phone_factory(codecs=codecs)
+    phone.wait_registered()
+    phone.command("dial", "1002")
+    connected(phone)
+    view = phone.wait_for(lambda v: v.call is not None and v.call.codec, 5, "the codec")
+    assert view.call.codec == expected
+    assert expected.split("/")[0] in phone.screen_text()
+    phone.command("hangup")
+    far.wait_event(CALL_CLOSED)
