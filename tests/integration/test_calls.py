@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from deskphone import USER_AGENT
 from deskphone.core.events import RegState
 from deskphone.core.phone import EndReason, PhoneState
 from tests.harness import PhoneUnderTest
@@ -49,6 +50,8 @@ def test_registers_with_digest_auth_and_refreshes_before_expiry(kamailio, phone_
     phone.wait_registered()
     assert "1001: registered" in phone.screen_text()
     assert len(kamailio.wait_for_bindings("1001", 1, 5)) == 1
+    registers = kamailio.requests("REGISTER", from_user="1001")
+    assert registers and {r.user_agent for r in registers} == {USER_AGENT}
     first_count = kamailio.count("REGISTER", from_user="1001")
     # The binding was granted for 10 s; past that it is only alive if the phone refreshed it.
     time.sleep(11)
@@ -98,6 +101,12 @@ def test_outgoing_call_dialled_on_the_keypad_carries_audio_both_ways(
     far.wait_event(CALL_CLOSED)
     assert_audio_both_ways(phone, far)
     assert kamailio.count("BYE", from_user="1001") == 1
+    # Every request the phone sent names it (pjsip builds the ACK of a 2xx bare, as RFC 3261
+    # allows), and no re-INVITE followed the answer: one INVITE and its authenticated copy.
+    sent = [r for r in kamailio.requests(from_user="1001") if r.method != "ACK"]
+    assert {r.method for r in sent} >= {"REGISTER", "INVITE", "BYE"}
+    assert {r.user_agent for r in sent} == {USER_AGENT}
+    assert len({r.cseq for r in kamailio.requests("INVITE", from_user="1001")}) == 2
     assert len(kamailio.bindings("1001")) == 1  # calls leave the one binding alone
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.rig import RigError
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED
 from tests.rig.fixtures import BaresipFactory, ToneWavFactory

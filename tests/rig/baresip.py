@@ -21,6 +21,7 @@ Checked on baresip 1.0.0:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -70,7 +71,7 @@ _SILENCE_RATE = 8000
 _SILENCE_SECONDS = 600
 
 
-class _PortInUse(RigError):
+class _PortInUseError(RigError):
     """Another process took one of our ports between free_port() and baresip's bind."""
 
 
@@ -303,7 +304,7 @@ class Baresip:
             try:
                 self._start_once(deadline)
                 break
-            except _PortInUse:
+            except _PortInUseError:
                 self.kill()
                 if attempt == attempts:
                     raise
@@ -319,7 +320,7 @@ class Baresip:
 
     def _start_once(self, deadline: float) -> None:
         if not (port_is_free(self.sip_port) and port_is_free(self.ctrl_port)):
-            raise _PortInUse(f"port {self.sip_port} or {self.ctrl_port} is taken")
+            raise _PortInUseError(f"port {self.sip_port} or {self.ctrl_port} is taken")
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _close_io
         log.write(
             f"==== rig: starting baresip {self.user} on {self.host}:{self.sip_port}\n".encode()
@@ -345,7 +346,7 @@ class Baresip:
             self.command("reginfo", timeout=max(0.5, deadline - time.monotonic()))
         except RigError:
             if "Address already in use" in self.log_text():
-                raise _PortInUse(self.log_text()) from None
+                raise _PortInUseError(self.log_text()) from None
             self.kill()
             raise
 
@@ -389,9 +390,7 @@ class Baresip:
         state = None
         for m in re.finditer(r"\{\d+/\w+/v4\} (\d{3}) ", self.log_text()):
             state = "ok" if m.group(1).startswith("2") else "failed"
-        for m in re.finditer(
-            r"reg: \S+: (?:\d{3} |.*(?:failed|error))", self.log_text(), re.IGNORECASE
-        ):
+        if re.search(r"reg: \S+: (?:\d{3} |.*(?:failed|error))", self.log_text(), re.IGNORECASE):
             state = "failed"
         return state
 
@@ -435,26 +434,20 @@ class Baresip:
             return
         if self._proc.poll() is None:
             self._signal(signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
         self._close_io()
 
     def _signal(self, sig: signal.Signals) -> None:
         assert self._proc is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def _close_io(self) -> None:
         _live.discard(self)
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._sock.close()
             self._sock = None
         if self._reader is not None:

@@ -24,6 +24,7 @@ request for a user with no binding gets 404; requests for any other host:port ge
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import re
@@ -73,6 +74,7 @@ class SipRequestLog:
     transport: str  # "udp" / "tcp"
     cseq: str
     call_id: str
+    user_agent: str  # the User-Agent header, "" when absent
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class SipReplyLog:
     call_id: str
 
 
-class _PortInUse(RigError):
+class _PortInUseError(RigError):
     """Another process took the port between free_port() and Kamailio's bind."""
 
 
@@ -282,7 +284,7 @@ class Kamailio:
         for attempt in range(1, attempts + 1):
             try:
                 self._start_once(timeout)
-            except _PortInUse:
+            except _PortInUseError:
                 if attempt == attempts:
                     raise
                 self.port = free_port()
@@ -323,7 +325,7 @@ class Kamailio:
                 with open(self.log_path, "rb") as f:
                     f.seek(offset)
                     in_use = b"Address already in use" in f.read()
-                error = _PortInUse if in_use else RigError
+                error = _PortInUseError if in_use else RigError
                 raise error(
                     f"kamailio exited with {code} while starting on port {self.port};"
                     f" log {self.log_path}:\n{_tail(self.log_path)}"
@@ -385,10 +387,8 @@ class Kamailio:
 
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self._proc is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def _wait_children_gone(self, timeout: float) -> None:
         """Children outlive a SIGKILLed parent briefly; make sure none still holds the port."""
@@ -477,11 +477,14 @@ class Kamailio:
             if at < 0:
                 continue
             body = line[at + len(marker) :]
-            reason = ""
-            if " reason=" in body:
-                body, reason = body.split(" reason=", 1)
+            # Fields that may hold spaces come last and take the rest of the line.
+            tail = {}
+            for name in ("ua", "reason"):
+                if f" {name}=" in body:
+                    body, tail[name] = body.split(f" {name}=", 1)
             fields = dict(_FIELD.findall(body))
-            fields["reason"] = reason
+            fields["reason"] = tail.get("reason", "")
+            fields["ua"] = tail.get("ua", "")
             rows.append(fields)
         # Several Kamailio processes append to the log; order by their timestamps.
         rows.sort(key=lambda f: float(f.get("ts", "0") or 0))
@@ -503,6 +506,7 @@ class Kamailio:
                 transport=f.get("proto", ""),
                 cseq=f.get("cseq", ""),
                 call_id=_null(f.get("callid", "")),
+                user_agent=_null(f.get("ua", "")),
             )
             if method is not None and entry.method != method.upper():
                 continue
@@ -538,6 +542,7 @@ class Kamailio:
                 transport=f.get("proto", ""),
                 cseq=f.get("cseq", ""),
                 call_id=_null(f.get("callid", "")),
+                user_agent=_null(f.get("ua", "")),
             )
             if method is not None and entry.method != method.upper():
                 continue
@@ -660,7 +665,7 @@ modparam("tm", "fr_timer", {fr_timer})
 modparam("tm", "fr_inv_timer", 60000)
 
 request_route {{
-    xlog("L_NOTICE", "{marker} request ts=$TV(Sn) method=$rm from=$fU to=$tU ruri=$ru src=$si:$sp proto=$proto cseq=$cs callid=$ci\n");
+    xlog("L_NOTICE", "{marker} request ts=$TV(Sn) method=$rm from=$fU to=$tU ruri=$ru src=$si:$sp proto=$proto cseq=$cs callid=$ci ua=$ua\n");
 
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");

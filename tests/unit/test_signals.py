@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tests.rig.signals import (
     dominant_frequency,
     has_tone,

@@ -331,6 +331,9 @@ class SipStack:
         if account.outbound_proxy:
             config.sipConfig.proxies.append(_loose_route(account.outbound_proxy.uri))
         config.sipConfig.transportId = self._transports[account.transport]
+        # pjsua would follow a multi-codec answer with a re-INVITE naming one codec; peers use
+        # the first anyway, and the extra round trip delays every call.
+        config.mediaConfig.lockCodecEnabled = False
         if self._config.phone.bind_address:
             config.mediaConfig.transportConfig.boundAddress = self._config.phone.bind_address
         phone_account = PhoneAccount(self, index)
