@@ -19,6 +19,7 @@ from deskphone.app import App
 from deskphone.config import Config, parse_config
 from deskphone.core.events import RegState
 from deskphone.core.phone import PhoneState, PhoneView
+from tests.rig import RigError, wait_until
 
 _T = TypeVar("_T")
 
@@ -164,17 +165,15 @@ class PhoneUnderTest:
     def wait_for(
         self, predicate: Callable[[PhoneView], bool], timeout: float, what: str
     ) -> PhoneView:
-        deadline = time.monotonic() + timeout
-        while True:
+        try:
+            return wait_until(
+                lambda: view if predicate(view := self.view()) else None, timeout, what
+            )
+        except RigError as err:
             view = self.view()
-            if predicate(view):
-                return view
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {what}; phone is {view.state.value}, "
-                    f"screen:\n{self.screen_text()}"
-                )
-            time.sleep(0.02)
+            raise AssertionError(
+                f"{err}; phone is {view.state.value}, screen:\n{self.screen_text()}"
+            ) from None
 
     def wait_state(self, state: PhoneState, timeout: float = 10.0) -> PhoneView:
         return self.wait_for(lambda v: v.state is state, timeout, f"state {state.value}")
@@ -187,12 +186,14 @@ class PhoneUnderTest:
         )
 
     def wait_screen(self, text: str, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in (screen := self.screen_text()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"screen never showed {text!r}; it shows:\n{screen}")
-            time.sleep(0.02)
-        return screen
+        try:
+            return wait_until(
+                lambda: screen if text in (screen := self.screen_text()) else None,
+                timeout,
+                f"the screen to show {text!r}",
+            )
+        except RigError as err:
+            raise AssertionError(f"{err}; it shows:\n{self.screen_text()}") from None
 
     @property
     def earpiece_recording(self) -> Path | None:

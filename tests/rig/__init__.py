@@ -7,9 +7,11 @@ except `fixtures`, so bench/ can drive the same peers.
 
 from __future__ import annotations
 
+import atexit
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -29,3 +31,26 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise RigError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+class Killable(Protocol):
+    def kill(self) -> None: ...
+
+
+# Peers still running, killed at interpreter exit if a test run dies without its teardown.
+live_peers: set[Killable] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for peer in list(live_peers):
+        peer.kill()
+
+
+def module_dir(candidates: Iterable[str], marker: str, program: str) -> str:
+    """The first of `candidates` holding the module file `marker` of `program`."""
+    dirs = list(candidates)
+    for candidate in dirs:
+        if Path(candidate, marker).exists():
+            return candidate
+    raise RigError(f"{program} modules not found in any of {dirs}; is {program} installed?")

@@ -20,7 +20,6 @@ Checked on baresip 1.0.0:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
-from tests.rig import RigError
+from tests.rig import RigError, live_peers, module_dir
 from tests.rig.ports import HOST, free_port, port_is_free
 from tests.rig.signals import wav_format, write_tone_wav
 
@@ -73,23 +72,6 @@ _SILENCE_SECONDS = 600
 
 class _PortInUseError(RigError):
     """Another process took one of our ports between free_port() and baresip's bind."""
-
-
-# Instances still running, killed at interpreter exit if a test run dies without teardown.
-_live: set[Baresip] = set()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for ua in list(_live):
-        ua.kill()
-
-
-def _module_dir() -> str:
-    for candidate in MODULE_DIRS:
-        if Path(candidate, "g711.so").exists():
-            return candidate
-    raise RigError(f"baresip modules not found in any of {MODULE_DIRS}; is baresip installed?")
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -253,7 +235,7 @@ class Baresip:
             f"net_interface {self.host}",
             # Never reach a real DNS server; every URI the rig uses is numeric anyway.
             f"dns_server {self.host}:53",
-            f"module_path {_module_dir()}",
+            f"module_path {module_dir(MODULE_DIRS, 'g711.so', 'baresip')}",
             *(f"module {m}.so" for m in self.codec_modules),
             "module aufile.so",
             "module aubridge.so",
@@ -339,7 +321,7 @@ class Baresip:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        _live.add(self)
+        live_peers.add(self)
         try:
             self._connect_ctrl(deadline)
             # Make sure the ctrl port is really baresip's (not another program's that won a race).
@@ -444,7 +426,7 @@ class Baresip:
             os.killpg(self._proc.pid, sig)
 
     def _close_io(self) -> None:
-        _live.discard(self)
+        live_peers.discard(self)
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)

@@ -23,7 +23,6 @@ request for a user with no binding gets 404; requests for any other host:port ge
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self, TypeVar
 
-from tests.rig import RigError
+from tests.rig import RigError, live_peers, module_dir
 from tests.rig.ports import HOST, free_port
 
 _T = TypeVar("_T")
@@ -100,25 +99,20 @@ class _PortInUseError(RigError):
     """Another process took the port between free_port() and Kamailio's bind."""
 
 
-# Instances still running, killed at interpreter exit if a test run dies without teardown.
-_live: set[Kamailio] = set()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for pbx in list(_live):
-        pbx.kill()
-
-
-def _module_dir() -> str:
-    for candidate in MODULE_DIRS:
-        if Path(candidate, "tm.so").exists():
-            return candidate
-    raise RigError(f"Kamailio modules not found in any of {MODULE_DIRS}; is kamailio installed?")
-
-
 def _null(value: str) -> str:
     return "" if value in ("<null>", "-") else value
+
+
+def _status(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+def _select(entries: list[_T], **wanted: object) -> list[_T]:
+    """The entries whose fields equal every criterion given (None means any)."""
+    return [e for e in entries if all(v is None or getattr(e, k) == v for k, v in wanted.items())]
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -247,7 +241,7 @@ class Kamailio:
     def _write_cfg(self) -> None:
         self.cfg_path.write_text(
             _CONFIG.format(
-                mpath=_module_dir(),
+                mpath=module_dir(MODULE_DIRS, "tm.so", "Kamailio"),
                 port=self.port,
                 domain=self.domain,
                 db_url=f"text://{self.db_dir}",
@@ -291,7 +285,7 @@ class Kamailio:
                 self._write_cfg()
                 continue
             self._started_once = True
-            _live.add(self)
+            live_peers.add(self)
             return self
         raise AssertionError("unreachable")
 
@@ -403,7 +397,7 @@ class Kamailio:
             time.sleep(0.01)
 
     def _reap(self) -> None:
-        _live.discard(self)
+        live_peers.discard(self)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -494,9 +488,8 @@ class Kamailio:
         self, method: str | None = None, from_user: str | None = None
     ) -> list[SipRequestLog]:
         """Requests Kamailio received, oldest first, optionally filtered."""
-        out = []
-        for f in self._log_fields("request"):
-            entry = SipRequestLog(
+        entries = [
+            SipRequestLog(
                 time=float(f.get("ts", "0")),
                 method=f.get("method", ""),
                 from_user=_null(f.get("from", "")),
@@ -508,12 +501,9 @@ class Kamailio:
                 call_id=_null(f.get("callid", "")),
                 user_agent=_null(f.get("ua", "")),
             )
-            if method is not None and entry.method != method.upper():
-                continue
-            if from_user is not None and entry.from_user != from_user:
-                continue
-            out.append(entry)
-        return out
+            for f in self._log_fields("request")
+        ]
+        return _select(entries, method=method and method.upper(), from_user=from_user)
 
     def replies(
         self,
@@ -523,16 +513,11 @@ class Kamailio:
         kind: str | None = None,
     ) -> list[SipReplyLog]:
         """Replies Kamailio relayed or sent itself, oldest first, optionally filtered."""
-        out = []
-        for f in self._log_fields("reply"):
-            try:
-                status = int(f.get("code", "0"))
-            except ValueError:
-                status = 0
-            entry = SipReplyLog(
+        entries = [
+            SipReplyLog(
                 time=float(f.get("ts", "0")),
                 kind=f.get("kind", ""),
-                code=status,
+                code=_status(f.get("code", "0")),
                 reason=f.get("reason", ""),
                 method=f.get("method", ""),
                 from_user=_null(f.get("from", "")),
@@ -542,18 +527,12 @@ class Kamailio:
                 transport=f.get("proto", ""),
                 cseq=f.get("cseq", ""),
                 call_id=_null(f.get("callid", "")),
-                user_agent=_null(f.get("ua", "")),
             )
-            if method is not None and entry.method != method.upper():
-                continue
-            if from_user is not None and entry.from_user != from_user:
-                continue
-            if code is not None and entry.code != code:
-                continue
-            if kind is not None and entry.kind != kind:
-                continue
-            out.append(entry)
-        return out
+            for f in self._log_fields("reply")
+        ]
+        return _select(
+            entries, method=method and method.upper(), from_user=from_user, code=code, kind=kind
+        )
 
     def wait_for_requests(
         self,
