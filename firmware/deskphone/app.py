@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from deskphone.config import Config
-from deskphone.core.effects import CancelTimer, Effect, StartTimer
+from deskphone.core.effects import (
+    CancelTimer,
+    Effect,
+    LogCall,
+    SaveSettings,
+    SetContrast,
+    StartTimer,
+)
 from deskphone.core.events import Event, HookChanged, RegState, Started, TimerExpired
 from deskphone.core.phone import Phone, PhoneState, PhoneView
 from deskphone.hw.kits import Kit, build_kit
@@ -59,10 +66,15 @@ class App:
         except BaseException:
             self.kit.close()
             raise
+        display = self.kit.display
         self._handlers = {
             **self.stack.effect_handlers(),
             StartTimer: self._start_timer,
             CancelTimer: self._cancel_timer,
+            SetContrast: lambda e: display.set_contrast(e.level),
+            # Until the state directory keeps them, settings and the call log live in memory.
+            SaveSettings: lambda e: log.debug("settings now %s", e.settings),
+            LogCall: lambda e: log.info("call log: %s", e.entry),
         }
         self.dispatch(Started())
         if self.kit.hook.off_hook:

@@ -15,6 +15,7 @@ from deskphone.core.effects import (
     DisconnectAudio,
     DtmfMethod,
     Hangup,
+    LogCall,
     MakeCall,
     PlayTone,
     Register,
@@ -109,7 +110,7 @@ def connect(phone: Phone, call: CallId) -> list:
 def test_started_registers_every_enabled_account() -> None:
     second = ACCOUNT.replace('"1001"', '"1003"') + "enabled = false\n"
     phone, _ = make_phone(accounts=ACCOUNT + second)
-    assert phone.handle(Started()) == [Register(0)]
+    assert of_type(phone.handle(Started()), Register) == [Register(0)]
     assert [r.state for r in phone.registrations] == [RegState.REGISTERING, RegState.DISABLED]
 
 
@@ -209,7 +210,7 @@ def test_number_outside_digit_map_ends_with_error_tone() -> None:
     phone.handle(HookChanged(True))
     effects = press(phone, "0")
     assert phone.state is PhoneState.ENDED and phone.end_reason is EndReason.NOT_IN_DIAL_PLAN
-    assert tones(effects) == [ToneName.ERROR]
+    assert tones(effects) == [ToneName.KEY_CLICK, ToneName.ERROR]
 
 
 def test_emergency_numbers_dial_at_once_whatever_the_digit_map() -> None:
@@ -356,11 +357,14 @@ def test_busy_phone_refuses_a_second_call_and_dnd_refuses_all() -> None:
     phone, _ = make_phone()
     dial_out(phone)
     effects = phone.handle(CallIncoming(CallId("in-9"), 0, "1003", "", "sip:1003@pbx"))
-    assert effects == [Hangup(CallId("in-9"), 486)] and phone.missed_calls == 1
+    assert of_type(effects, Hangup) == [Hangup(CallId("in-9"), 486)] and phone.missed_calls == 1
+    (logged,) = of_type(effects, LogCall)
+    assert (logged.entry.direction, logged.entry.number) == ("missed", "1003")
     idle, _ = make_phone()
     idle.command("dnd", "on")
     effects = idle.handle(CallIncoming(CallId("in-2"), 0, "1003", "", "sip:1003@pbx"))
-    assert effects == [Hangup(CallId("in-2"), 480)] and idle.state is PhoneState.IDLE
+    assert of_type(effects, Hangup) == [Hangup(CallId("in-2"), 480)]
+    assert idle.state is PhoneState.IDLE
 
 
 def test_reject_declines_with_603() -> None:

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass
 
 from deskphone.core.events import CallId
+from deskphone.core.history import HistoryEntry
+from deskphone.core.settings import AudioOutput, Settings
 from deskphone.core.tones import Tone
 
 
@@ -130,3 +132,37 @@ class StartTimer(Effect):
 @dataclass(frozen=True, slots=True)
 class CancelTimer(Effect):
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetRoute(Effect):
+    """Send the voice path (call audio and tones) to the handset or the speaker."""
+
+    output: AudioOutput
+
+
+@dataclass(frozen=True, slots=True)
+class SetVolume(Effect):
+    """An output's volume, 0 (silent) to `settings.VOLUME_MAX`."""
+
+    output: AudioOutput
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetContrast(Effect):
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSettings(Effect):
+    """The user's settings changed: keep them across restarts."""
+
+    settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
+class LogCall(Effect):
+    """A call ended: add it to the saved call log."""
+
+    entry: HistoryEntry

@@ -124,6 +124,15 @@ class DtmfReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AudioDeviceChanged(Event):
+    """The handset's sound device appeared or went away (unplugged, failed)."""
+
+    present: bool
+    name: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerExpired(Event):
     """A timer the core asked for ran out."""
 

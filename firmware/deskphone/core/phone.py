@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -26,18 +26,24 @@ from deskphone.core.effects import (
     DtmfMethod,
     Effect,
     Hangup,
+    LogCall,
     MakeCall,
     PlayTone,
     Register,
+    SaveSettings,
     SendDtmf,
+    SetContrast,
     SetHold,
     SetMute,
+    SetRoute,
+    SetVolume,
     StartTimer,
     StopTone,
     ToneOutput,
     Transfer,
 )
 from deskphone.core.events import (
+    AudioDeviceChanged,
     CallId,
     CallIncoming,
     CallMediaChanged,
@@ -51,7 +57,9 @@ from deskphone.core.events import (
     Started,
     TimerExpired,
 )
-from deskphone.core.tones import ToneName, TonePlan, tone_plan
+from deskphone.core.history import EndReason, HistoryEntry
+from deskphone.core.settings import RING_PATTERNS, VOLUME_MAX, AudioOutput, Settings
+from deskphone.core.tones import ToneName, TonePlan, ring_tone, tone_plan
 from deskphone.errors import DeskphoneError
 
 if TYPE_CHECKING:
@@ -81,25 +89,6 @@ class PhoneState(enum.Enum):
     RINGING = "ringing"  # an incoming call waits for us
     CONNECTED = "connected"
     ENDED = "ended"  # the reason stays on screen for a few seconds
-
-
-class EndReason(enum.Enum):
-    """Why a call ended; the value is what the display says."""
-
-    HUNG_UP = "call ended"
-    REMOTE_HUNG_UP = "far end hung up"
-    BUSY = "busy"
-    DECLINED = "declined"
-    NOT_FOUND = "not found"
-    UNREACHABLE = "unreachable"
-    NO_ANSWER = "no answer"
-    NETWORK_ERROR = "network error"
-    NOT_ALLOWED = "not allowed"
-    NOT_IN_DIAL_PLAN = "not in dial plan"
-    NO_ACCOUNT = "no account configured"
-    MISSED = "missed call"
-    REJECTED = "rejected"
-    FAILED = "call failed"
 
 
 # What an off-hook user hears after each kind of ending (nothing where the key is absent).
@@ -208,17 +197,6 @@ class Registration:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    direction: str  # "in", "out" or "missed"
-    number: str
-    name: str
-    started: float  # wall clock
-    duration: float  # seconds connected
-    reason: EndReason
-    code: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class PhoneView:
     """Everything a screen or `status` shows, read-only."""
 
@@ -234,6 +212,9 @@ class PhoneView:
     dnd: bool
     muted: bool
     missed_calls: int
+    settings: Settings
+    handset_present: bool
+    history: tuple[HistoryEntry, ...]  # newest first
     now: float  # monotonic
 
 
@@ -271,12 +252,14 @@ def command_entry(
 
 
 # Function keys that simply run a command of the same meaning.
-KEY_COMMANDS = {
-    "speaker": "speaker",
-    "hold": "hold",
-    "redial": "redial",
-    "mute": "mute",
-    "dnd": "dnd",
+KEY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "speaker": ("speaker",),
+    "hold": ("hold",),
+    "redial": ("redial",),
+    "mute": ("mute",),
+    "dnd": ("dnd",),
+    "vol_up": ("volume", "up"),
+    "vol_down": ("volume", "down"),
 }
 
 
@@ -290,6 +273,8 @@ class Phone:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        settings: Settings | None = None,
+        history: Iterable[HistoryEntry] = (),
     ) -> None:
         self._config = config
         self._dialplan: DialPlan = config.dialplan.to_dialplan()
@@ -307,11 +292,13 @@ class Phone:
         self.call: Call | None = None
         self.end_reason: EndReason | None = None
         self.end_code = 0
-        self.dnd = False
+        self.settings = settings or Settings()
         self.muted = False
         self.missed_calls = 0
-        self.last_dialed = ""
-        self.history: deque[HistoryEntry] = deque(maxlen=HISTORY_LENGTH)
+        self.handset_present = True
+        self.history: deque[HistoryEntry] = deque(history, maxlen=HISTORY_LENGTH)
+        self.last_dialed = next((e.number for e in self.history if e.direction == "out"), "")
+        self._route: AudioOutput | None = None  # the voice route last sent to the audio layer
         self.registrations: list[Registration] = [
             Registration(
                 label=account.label,
@@ -353,6 +340,9 @@ class Phone:
             dnd=self.dnd,
             muted=self.muted,
             missed_calls=self.missed_calls,
+            settings=self.settings,
+            handset_present=self.handset_present,
+            history=tuple(self.history),
             now=self._clock(),
         )
 
@@ -361,9 +351,21 @@ class Phone:
         """The handset is lifted or the speaker is on: either way the user has the line."""
         return self.hook_up or self.speaker
 
+    @property
+    def dnd(self) -> bool:
+        return self.settings.dnd
+
+    @property
+    def voice_output(self) -> AudioOutput:
+        """Where the voice path goes: the speaker when handsfree, else the handset."""
+        return AudioOutput.SPEAKER if self.speaker else AudioOutput.HANDSET
+
     # -- events ----------------------------------------------------------------------------
 
     def _on_started(self, event: Started) -> None:
+        for output in AudioOutput:
+            self._emit(SetVolume(output, self.settings.volume(output)))
+        self._emit(SetContrast(self.settings.contrast))
         for index, account in enumerate(self._config.accounts):
             if account.enabled:
                 self._register(index)
@@ -375,7 +377,8 @@ class Phone:
                 if not event.long:
                     self._dial_key(key)
             elif key in KEY_COMMANDS:
-                COMMANDS[KEY_COMMANDS[key]].run(self)
+                name, *args = KEY_COMMANDS[key]
+                COMMANDS[name].run(self, *args)
             elif key == "ok":
                 self._ok_key()
             elif key == "back":
@@ -448,8 +451,8 @@ class Phone:
         can_ring = self.state is PhoneState.IDLE or (
             not self.off_hook and self.state in (PhoneState.ENDED, PhoneState.DIALING)
         )
-        if self.dnd or not can_ring:
-            code = 480 if self.dnd else 486
+        if self.dnd or not can_ring or not self.handset_present:
+            code = 486 if self.handset_present and not self.dnd else 480
             log.info("incoming call from %s refused with %d", event.number, code)
             self._emit(Hangup(call.id, code))
             self._remember(call, EndReason.MISSED, code)
@@ -495,6 +498,17 @@ class Phone:
             self._stop_tone()  # the far end sends its own ringback or announcement
         self._emit(ConnectAudio(call.id) if event.active else DisconnectAudio(call.id))
 
+    def _on_audio_device(self, event: AudioDeviceChanged) -> None:
+        if event.present == self.handset_present:
+            return
+        self.handset_present = event.present
+        if event.present:
+            log.info("handset %s is back", event.name)
+            return
+        log.error("handset %s is gone: %s", event.name, event.reason or "unplugged")
+        if self.call is not None:
+            self._hang_up()  # a call with no microphone and no earpiece is no call
+
     def _on_timer(self, event: TimerExpired) -> None:
         name = event.name
         if name == TIMER_INTERDIGIT and self.state is PhoneState.DIALING and self.off_hook:
@@ -523,6 +537,7 @@ class Phone:
         CallStateChanged: _on_call_state,
         CallMediaChanged: _on_media,
         TimerExpired: _on_timer,
+        AudioDeviceChanged: _on_audio_device,
     }
 
     # -- commands --------------------------------------------------------------------------
@@ -627,8 +642,49 @@ class Phone:
 
     @command_entry("dnd", "[on|off]", "do not disturb: refuse incoming calls (no argument: toggle)")
     def cmd_dnd(self, setting: str = "") -> None:
-        self.dnd = _switch("dnd", setting, self.dnd)
-        log.info("do not disturb %s", "on" if self.dnd else "off")
+        dnd = _switch("dnd", setting, self.dnd)
+        self.settings = dataclasses.replace(self.settings, dnd=dnd)
+        log.info("do not disturb %s", "on" if dnd else "off")
+
+    @command_entry(
+        "volume",
+        "[handset|speaker|ringer] [up|down|0-10]",
+        "set a volume (default: the sound in use: the call or tone, else the ringer)",
+    )
+    def cmd_volume(self, *args: str) -> None:
+        outputs = {o.value: o for o in AudioOutput}
+        words = list(args)
+        output = outputs.get(words[0]) if words else None
+        if output is not None:
+            words.pop(0)
+        elif self.off_hook:
+            output = self.voice_output
+        else:
+            output = AudioOutput.RINGER
+        if len(words) != 1:
+            raise CommandError("usage: volume [handset|speaker|ringer] up|down|0-10")
+        level = self.settings.volume(output)
+        if words[0] in ("up", "down"):
+            level += 1 if words[0] == "up" else -1
+        elif words[0].isdigit() and 0 <= int(words[0]) <= VOLUME_MAX:
+            level = int(words[0])
+        else:
+            raise CommandError(f"volume: expected up, down or 0-{VOLUME_MAX}, got {words[0]!r}")
+        self.settings = self.settings.with_volume(output, level)
+
+    @command_entry("ring", "PATTERN", f"choose the ring: {', '.join(RING_PATTERNS)}")
+    def cmd_ring(self, pattern: str) -> None:
+        if pattern not in RING_PATTERNS:
+            raise CommandError(f"ring: expected one of {', '.join(RING_PATTERNS)}")
+        self.settings = dataclasses.replace(self.settings, ring_pattern=pattern)
+        if self.state is PhoneState.RINGING:
+            self._play(ToneName.RING, ToneOutput.RINGER)
+
+    @command_entry("contrast", "0-255", "set the display's contrast")
+    def cmd_contrast(self, value: str) -> None:
+        if not value.isdigit() or int(value) > 255:
+            raise CommandError(f"contrast: expected 0-255, got {value!r}")
+        self.settings = dataclasses.replace(self.settings, contrast=int(value))
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -650,6 +706,7 @@ class Phone:
             return
         self.digits += key
         if self.off_hook:
+            self._play(ToneName.KEY_CLICK)
             self._evaluate_digits()
         else:
             self._emit(StartTimer(TIMER_PREDIAL, PREDIAL_TIMEOUT))
@@ -753,6 +810,9 @@ class Phone:
         if account is None:
             self._end(EndReason.NO_ACCOUNT)
             return
+        if not self.handset_present:
+            self._end(EndReason.NO_AUDIO)
+            return
         self._next_call += 1
         call = Call(
             id=CallId(f"out-{self._next_call}"),
@@ -851,14 +911,17 @@ class Phone:
         else:
             direction = "out"
         duration = 0.0 if call.connected_at is None else self._clock() - call.connected_at
-        self.history.appendleft(
-            HistoryEntry(
-                direction, call.number, call.name, call.created_wall, duration, reason, code
-            )
+        entry = HistoryEntry(
+            direction, call.number, call.name, call.created_wall, duration, reason, code
         )
+        self.history.appendleft(entry)
+        self._emit(LogCall(entry))
 
     def _play(self, name: ToneName, output: ToneOutput = ToneOutput.VOICE) -> None:
-        self._emit(PlayTone(self._tones.tone(name), output))
+        tone = self._tones.tone(name)
+        if name is ToneName.RING:
+            tone = ring_tone(tone, self.settings.ring_pattern)
+        self._emit(PlayTone(tone, output))
 
     def _stop_tone(self, output: ToneOutput = ToneOutput.VOICE) -> None:
         self._emit(StopTone(output))
@@ -871,13 +934,30 @@ class Phone:
         self._effects.append(effect)
 
     def _run(self, step: Callable[..., None], *args: object) -> list[Effect]:
-        """Run one step and hand back exactly the effects it emitted."""
+        """Run one step and hand back exactly the effects it emitted, plus those that follow
+        from what it changed (a new voice route, new settings), so no step can forget them."""
         self._effects = []
+        before = self.settings
         try:
             step(*args)
+            self._derive_effects(before)
             return self._effects
         finally:
             self._effects = []
+
+    def _derive_effects(self, before: Settings) -> None:
+        if self.voice_output is not self._route:
+            self._route = self.voice_output
+            self._emit(SetRoute(self._route))
+        after = self.settings
+        if after == before:
+            return
+        for output in AudioOutput:
+            if after.volume(output) != before.volume(output):
+                self._emit(SetVolume(output, after.volume(output)))
+        if after.contrast != before.contrast:
+            self._emit(SetContrast(after.contrast))
+        self._emit(SaveSettings(after))
 
 
 def _switch(name: str, setting: str, current: bool) -> bool:

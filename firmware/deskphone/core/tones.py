@@ -23,6 +23,7 @@ come from a specification, the others are a moderate default the user's volume s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -555,6 +556,28 @@ def canonical_country(country: str) -> str:
             f" (GB is accepted for UK)"
         )
     return code
+
+
+#: The ring the user picks changes the ringer's voice; the cadence stays the country's.
+RING_VOICES: Mapping[str, tuple[float, ...]] = MappingProxyType(
+    {
+        "classic": _RINGER_FREQUENCIES,
+        "soft": (440.0, 554.0),  # a major third low in the range: gentle in a quiet office
+        "bright": (1400.0, 1750.0),  # high and sharp, heard across a workshop
+        "chirp": (2000.0,),  # one high pitch, like an electronic bird-call ringer
+    }
+)
+
+
+def ring_tone(ring: Tone, voice: str) -> Tone:
+    """The national ring cadence sounded in the chosen voice (see `RING_VOICES`)."""
+    frequencies = RING_VOICES[voice]
+    return dataclasses.replace(
+        ring,
+        segments=tuple(
+            dataclasses.replace(segment, frequencies=frequencies) for segment in ring.segments
+        ),
+    )
 
 
 def tone_plan(country: str) -> TonePlan:

@@ -72,6 +72,12 @@ class Display:
             observer(screen)
         return True
 
+    def set_contrast(self, level: int) -> None:
+        try:
+            self._device.contrast(level)
+        except OSError as err:
+            log.error("display contrast write failed: %s", err)
+
     def close(self) -> None:
         cleanup = getattr(self._device, "cleanup", None)
         if cleanup is not None:

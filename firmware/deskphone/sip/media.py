@@ -18,6 +18,7 @@ import pjsua2 as pj
 
 from deskphone.core.effects import ToneOutput
 from deskphone.core.events import CallId
+from deskphone.core.settings import VOLUME_DEFAULT, AudioOutput
 from deskphone.core.tones import Tone, ToneSegment
 
 if TYPE_CHECKING:
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 
 FULL_SCALE = 32767
 DBM0_TO_DBFS = 3.14  # G.711: a 0 dBm0 sine peaks 3.14 dB below digital full scale
+
+
+DB_PER_VOLUME_STEP = 3.0
+
+
+def volume_gain(level: int) -> float:
+    """Linear gain of a volume level: the default level is unity, each step 3 dB, 0 is silent."""
+    if level <= 0:
+        return 0.0
+    return float(10 ** ((level - VOLUME_DEFAULT) * DB_PER_VOLUME_STEP / 20))
 
 
 def tone_amplitude(level_dbm0: float, gain_db: float = 0.0) -> int:
@@ -64,6 +75,8 @@ class MediaRouter:
         self._tones: dict[ToneOutput, pj.ToneGenerator] = {}
         self._calls: dict[CallId, pj.AudioMedia] = {}
         self._muted = False
+        self._route = AudioOutput.HANDSET
+        self._volumes = {output: VOLUME_DEFAULT for output in AudioOutput}
         self._clock_running = False
         self._sessions = 0
         self.last_recording: Path | None = None
@@ -99,6 +112,20 @@ class MediaRouter:
                 self._microphone.stopTransmit(media)
             else:
                 self._microphone.startTransmit(media)
+
+    def set_volume(self, output: AudioOutput, level: int) -> None:
+        self._volumes[output] = level
+        self._apply_voice_volume()
+
+    def set_route(self, output: AudioOutput) -> None:
+        """The voice path's device. The file backends have one earpiece for both routes; the
+        route still picks which volume applies to it."""
+        self._route = output
+        self._apply_voice_volume()
+
+    def _apply_voice_volume(self) -> None:
+        if self._earpiece is not None:
+            self._earpiece.adjustRxLevel(volume_gain(self._volumes[self._route]))
 
     # -- tones -----------------------------------------------------------------------------
 
@@ -161,3 +188,4 @@ class MediaRouter:
             return
         self._earpiece = recorder
         self.last_recording = path
+        self._apply_voice_volume()

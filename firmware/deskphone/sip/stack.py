@@ -40,6 +40,8 @@ from deskphone.core.effects import (
     SendDtmf,
     SetHold,
     SetMute,
+    SetRoute,
+    SetVolume,
     StopTone,
     Transfer,
 )
@@ -357,6 +359,8 @@ class SipStack:
             SetMute: lambda e: self._media_do(lambda m: m.set_mute(e.muted)),
             PlayTone: lambda e: self._media_do(lambda m: m.play_tone(e.tone, e.output)),
             StopTone: lambda e: self._media_do(lambda m: m.stop_tone(e.output)),
+            SetVolume: lambda e: self._media_do(lambda m: m.set_volume(e.output, e.level)),
+            SetRoute: lambda e: self._media_do(lambda m: m.set_route(e.output)),
         }
 
     def _register(self, effect: Register) -> None:
