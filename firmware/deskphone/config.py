@@ -350,6 +350,10 @@ class AccountConfig(_Settled):
         str, Setting("how key presses in a call are sent", choices=("rfc4733", "sip-info"))
     ] = "rfc4733"
     enabled: Annotated[bool, Setting("register and use this account")] = True
+    voicemail: Annotated[
+        str, Setting("number or SIP URI the voicemail key calls; empty: none", max=128)
+    ] = ""
+    mwi: Annotated[bool, Setting("subscribe to message-waiting notices (RFC 3842)")] = True
 
     def __post_init__(self) -> None:
         # Derived defaults live here so an AccountConfig built in code gets them too.

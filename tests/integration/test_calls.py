@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import pytest
@@ -236,3 +237,36 @@ def test_codec_order_comes_from_the_config(
     assert expected.split("/")[0] in phone.screen_text()
     phone.command("hangup")
     far.wait_event(CALL_CLOSED)
+
+
+def test_unsolicited_message_summary_sets_message_waiting(kamailio, phone_factory) -> None:
+    phone = phone_factory()
+    phone.wait_registered()
+    assert phone.app.stack is not None
+    body = "Messages-Waiting: yes\r\nVoice-Message: 3/1\r\n"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        here = sock.getsockname()[1]
+        there = phone.app.stack.sip_port
+        sock.sendto(
+            (
+                f"NOTIFY sip:1001@127.0.0.1:{there} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{here};branch=z9hG4bK-mwi-1;rport\r\n"
+                "Max-Forwards: 70\r\n"
+                "From: <sip:voicemail@127.0.0.1>;tag=mwi\r\n"
+                "To: <sip:1001@127.0.0.1>\r\n"
+                "Call-ID: mwi-test@127.0.0.1\r\n"
+                "CSeq: 1 NOTIFY\r\n"
+                f"Contact: <sip:voicemail@127.0.0.1:{here}>\r\n"
+                "Event: message-summary\r\n"
+                "Subscription-State: active\r\n"
+                "Content-Type: application/simple-message-summary\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n{body}"
+            ).encode(),
+            ("127.0.0.1", there),
+        )
+        reply = sock.recv(4096).decode()
+    assert reply.startswith("SIP/2.0 200"), reply
+    view = phone.wait_for(lambda v: v.messages_waiting, 5, "message waiting")
+    assert view.new_messages == 3

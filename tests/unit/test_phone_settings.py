@@ -21,13 +21,15 @@ from deskphone.core.events import (
     CallIncoming,
     HookChanged,
     KeyPressed,
+    MessageWaiting,
     Started,
 )
 from deskphone.core.history import EndReason, HistoryEntry
 from deskphone.core.phone import CommandError, Phone, PhoneState
 from deskphone.core.settings import AudioOutput, Settings
 from deskphone.core.tones import RING_VOICES, ToneName
-from tests.unit.test_phone import connect, dial_out, make_phone, of_type, press
+from deskphone.sip.mwi import message_summary
+from tests.unit.test_phone import ACCOUNT, connect, dial_out, make_phone, of_type, press
 
 
 def test_start_pushes_saved_volumes_and_contrast_to_the_adapters() -> None:
@@ -136,3 +138,40 @@ def test_history_entries_round_trip_and_reject_garbage() -> None:
     assert HistoryEntry.from_dict(entry.to_dict()) == entry
     with pytest.raises(ValueError, match="not a call-log entry"):
         HistoryEntry.from_dict({"direction": "sideways", "number": "1"})
+
+
+def test_message_waiting_shows_and_the_voicemail_key_calls_the_box() -> None:
+    phone, _ = make_phone(accounts=ACCOUNT + 'voicemail = "*97"\n')
+    phone.handle(MessageWaiting(0, True, 2, 5))
+    view = phone.view()
+    assert view.messages_waiting and view.new_messages == 2
+    (make,) = of_type(phone.handle(KeyPressed("voicemail")), MakeCall)
+    assert make.target == "*97"
+    phone.handle(MessageWaiting(0, False))
+    assert not phone.view().messages_waiting
+
+
+def test_voicemail_without_a_number_says_so() -> None:
+    phone, _ = make_phone()
+    with pytest.raises(CommandError, match="no voicemail number"):
+        phone.command("voicemail")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "Messages-Waiting: yes\r\nMessage-Account: sip:*97@pbx\r\nVoice-Message: 2/8 (0/2)\r\n",
+            (True, 2, 8),
+        ),
+        ("Messages-Waiting: no\r\n", (False, 0, 0)),
+        (
+            "NOTIFY sip:1001@x SIP/2.0\r\nEvent: message-summary\r\n\r\nMessages-Waiting: yes\r\n",
+            (True, 0, 0),
+        ),
+        ("something else entirely", None),
+    ],
+)
+def test_message_summary_bodies(body, expected) -> None:
+    event = message_summary(0, body)
+    assert (None if event is None else (event.waiting, event.new, event.old)) == expected

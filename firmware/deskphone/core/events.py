@@ -124,6 +124,16 @@ class DtmfReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class MessageWaiting(Event):
+    """A message-summary NOTIFY (RFC 3842) for an account: voicemail waiting or not."""
+
+    account: int
+    waiting: bool
+    new: int = 0
+    old: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class AudioDeviceChanged(Event):
     """The handset's sound device appeared or went away (unplugged, failed)."""
 

@@ -52,6 +52,7 @@ from deskphone.core.events import (
     Event,
     HookChanged,
     KeyPressed,
+    MessageWaiting,
     RegistrationChanged,
     RegState,
     Started,
@@ -213,6 +214,8 @@ class PhoneView:
     muted: bool
     missed_calls: int
     settings: Settings
+    messages_waiting: bool  # voicemail waiting on any account
+    new_messages: int
     handset_present: bool
     history: tuple[HistoryEntry, ...]  # newest first
     now: float  # monotonic
@@ -258,6 +261,7 @@ KEY_COMMANDS: dict[str, tuple[str, ...]] = {
     "redial": ("redial",),
     "mute": ("mute",),
     "dnd": ("dnd",),
+    "voicemail": ("voicemail",),
     "vol_up": ("volume", "up"),
     "vol_down": ("volume", "down"),
 }
@@ -296,6 +300,7 @@ class Phone:
         self.muted = False
         self.missed_calls = 0
         self.handset_present = True
+        self.messages: dict[int, MessageWaiting] = {}
         self.history: deque[HistoryEntry] = deque(history, maxlen=HISTORY_LENGTH)
         self.last_dialed = next((e.number for e in self.history if e.direction == "out"), "")
         self._route: AudioOutput | None = None  # the voice route last sent to the audio layer
@@ -341,6 +346,8 @@ class Phone:
             muted=self.muted,
             missed_calls=self.missed_calls,
             settings=self.settings,
+            messages_waiting=any(m.waiting for m in self.messages.values()),
+            new_messages=sum(m.new for m in self.messages.values()),
             handset_present=self.handset_present,
             history=tuple(self.history),
             now=self._clock(),
@@ -509,6 +516,11 @@ class Phone:
         if self.call is not None:
             self._hang_up()  # a call with no microphone and no earpiece is no call
 
+    def _on_messages(self, event: MessageWaiting) -> None:
+        if 0 <= event.account < len(self.registrations):
+            self.messages[event.account] = event
+            log.info("account %s: %d new, %d old messages", event.account, event.new, event.old)
+
     def _on_timer(self, event: TimerExpired) -> None:
         name = event.name
         if name == TIMER_INTERDIGIT and self.state is PhoneState.DIALING and self.off_hook:
@@ -538,6 +550,7 @@ class Phone:
         CallMediaChanged: _on_media,
         TimerExpired: _on_timer,
         AudioDeviceChanged: _on_audio_device,
+        MessageWaiting: _on_messages,
     }
 
     # -- commands --------------------------------------------------------------------------
@@ -561,6 +574,16 @@ class Phone:
         if not self.last_dialed:
             raise CommandError("redial: nothing dialled yet")
         self.cmd_dial(self.last_dialed)
+
+    @command_entry("voicemail", "", "call the voicemail of the account that has messages")
+    def cmd_voicemail(self) -> None:
+        accounts = self._config.accounts
+        waiting = [i for i, m in self.messages.items() if m.waiting and accounts[i].voicemail]
+        default = self._outgoing_account()
+        index = waiting[0] if waiting else default
+        if index is None or not accounts[index].voicemail:
+            raise CommandError("voicemail: no voicemail number configured")
+        self.cmd_dial(accounts[index].voicemail)
 
     @command_entry(
         "answer", "", "answer the ringing call (on the speaker unless the handset is up)"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pjsua2 as pj
 
 from deskphone.core.events import RegistrationChanged, RegState
+from deskphone.sip.mwi import message_summary
 
 if TYPE_CHECKING:
     from deskphone.sip.stack import SipStack
@@ -43,3 +44,8 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         self._stack.incoming_call(self, int(prm.callId))
+
+    def onMwiInfo(self, prm: pj.OnMwiInfoParam) -> None:
+        event = message_summary(self.index, str(prm.rdata.wholeMsg))
+        if event is not None:
+            self._stack.post(event)

@@ -333,6 +333,7 @@ class SipStack:
         if account.outbound_proxy:
             config.sipConfig.proxies.append(_loose_route(account.outbound_proxy.uri))
         config.sipConfig.transportId = self._transports[account.transport]
+        config.mwiConfig.enabled = account.mwi
         # pjsua would follow a multi-codec answer with a re-INVITE naming one codec; peers use
         # the first anyway, and the extra round trip delays every call.
         config.mediaConfig.lockCodecEnabled = False
