@@ -8,9 +8,10 @@ touches phone state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from deskphone.config import Config
@@ -31,6 +32,26 @@ from deskphone.ui.screens import Screen, screen_for
 log = logging.getLogger(__name__)
 
 
+class StartupSteps:
+    """How long each start-up step took, so a slow one shows in the journal and in benchmarks."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps.append((name, time.monotonic() - began))
+
+    def __str__(self) -> str:
+        total = sum(seconds for _, seconds in self.steps)
+        parts = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in self.steps)
+        return f"{total * 1000:.0f} ms ({parts})"
+
+
 class App:
     """One running phone. `start`/`stop` bracket its life; `run` does both around a wait."""
 
@@ -45,6 +66,7 @@ class App:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tick: asyncio.TimerHandle | None = None
         self.listeners: list[Callable[[Event], None]] = []  # observers (simulator, tests)
+        self.startup = StartupSteps()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -57,12 +79,13 @@ class App:
         """Bring up the kit, then the SIP stack, then tell the core it may begin.
         Raises `DeskphoneError` subclasses with a message for the user."""
         self._loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        self.kit = build_kit(self.config, loop=self._loop, post=self.post, kit=self._kit_name)
+        with self.startup.step("kit"):
+            self.kit = build_kit(self.config, loop=self._loop, post=self.post, kit=self._kit_name)
         log.info("kit %s with profile %s", self.kit.name, self.kit.profile.name)
         self.stack = SipStack(self.config, self._loop, self.dispatch)
         try:
-            self.stack.start()
+            with self.startup.step("sip stack"):
+                self.stack.start()
         except BaseException:
             self.kit.close()
             raise
@@ -76,10 +99,11 @@ class App:
             SaveSettings: lambda e: log.debug("settings now %s", e.settings),
             LogCall: lambda e: log.info("call log: %s", e.entry),
         }
-        self.dispatch(Started())
-        if self.kit.hook.off_hook:
-            self.dispatch(HookChanged(True))
-        log.info("phone up in %.0f ms", (time.monotonic() - started) * 1000)
+        with self.startup.step("first events"):
+            self.dispatch(Started())
+            if self.kit.hook.off_hook:
+                self.dispatch(HookChanged(True))
+        log.info("phone up in %s", self.startup)
 
     async def stop(self) -> None:
         for handle in self._timers.values():

@@ -136,7 +136,8 @@ class Baresip:
       telephone-event is always offered.
     - `register=False` never REGISTERs (call it at `contact_uri`); `regint` is its REGISTER
       interval (it refreshes at ~90% of it).
-    - `extra_config` lines are appended to its config, `account_params` to its account line.
+    - `extra_config` lines are appended to its config, `account_params` to its account line;
+      `rtp_ports` is where its RTP is sent from (benchmarks tell the phones apart by it).
     """
 
     def __init__(
@@ -156,6 +157,7 @@ class Baresip:
         sip_port: int | None = None,
         ctrl_port: int | None = None,
         extra_config: Iterable[str] = (),
+        rtp_ports: range = range(10000, 20000),
         account_params: str = "",
     ) -> None:
         if transport not in ("udp", "tcp"):
@@ -182,6 +184,7 @@ class Baresip:
         self.recordings_dir = self.workdir / "recordings"
         self.log_path = self.workdir / "baresip.log"
         self._extra_config = list(extra_config)
+        self.rtp_ports = rtp_ports
         self._account_params = account_params
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: BinaryIO | None = None
@@ -230,7 +233,7 @@ class Baresip:
             f"audio_source aufile,{source}",
             f"ausrc_srate {rate}",
             "ausrc_channels 1",
-            "rtp_ports 10000-19999",
+            f"rtp_ports {self.rtp_ports.start}-{self.rtp_ports.stop - 1}",
             "rtcp_mux no",
             f"net_interface {self.host}",
             # Never reach a real DNS server; every URI the rig uses is numeric anyway.

@@ -25,7 +25,7 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
         self._stack = stack
         self.index = index
         self.registered = False
-        self.awaiting_reply = False  # shutdown waits for the un-REGISTER's answer
+        self.awaiting_reply = False  # a REGISTER we sent has not been answered yet
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:
         code, reason, expires = int(prm.code), str(prm.reason), int(prm.expiration)

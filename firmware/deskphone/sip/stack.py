@@ -71,6 +71,7 @@ PUMP_WAIT_MS = 1000  # the pump's longest sleep; pjsip timers and packets wake i
 WAKE_DATAGRAM = b"\r\n\r\n"  # a SIP keep-alive: pjsip accepts and ignores it
 DTMF_DURATION_MS = 160
 SHUTDOWN_POLL = 0.02
+PJSIP_EBUSY = 171001  # pjsip's "object is busy": a REGISTER of this account is in flight
 
 # Config codec names -> pjsua2 codec id prefixes (every clock rate of speex).
 CODEC_IDS = {
@@ -187,18 +188,10 @@ class SipStack:
         deadline = time.monotonic() + timeout
         for call in self._live_calls():
             self._hang_up(call, 0)
-        for account in self._accounts:
-            if account is not None and account.registered:
-                account.awaiting_reply = True
-                with contextlib.suppress(pj.Error):
-                    account.setRegistration(False)
         self._wake_pump()
-        await self._wait_until(
-            lambda: (
-                not self._live_calls()
-                and not any(a is not None and a.awaiting_reply for a in self._accounts)
-            ),
-            deadline,
+        await asyncio.gather(
+            *(self._unregister(a, deadline) for a in self._accounts if a is not None),
+            self._wait_until(lambda: not self._live_calls(), deadline),
         )
         if self._media is not None:
             self._media.close()
@@ -211,6 +204,27 @@ class SipStack:
             self._calls.clear()
         await self._stop_pump()
         self._destroy_endpoint()
+
+    async def _unregister(self, account: PhoneAccount, deadline: float) -> None:
+        """Let a REGISTER in flight finish (pjsua refuses a second one meanwhile), then remove
+        a live binding and wait for the registrar's answer, so none is left behind."""
+        while time.monotonic() < deadline:
+            if account.awaiting_reply:
+                await asyncio.sleep(SHUTDOWN_POLL)
+                continue
+            if not account.registered:
+                return
+            account.awaiting_reply = True
+            try:
+                account.setRegistration(False)
+            except pj.Error as err:
+                account.awaiting_reply = False
+                if err.status != PJSIP_EBUSY:
+                    log.warning("account %d: cannot unregister: %s", account.index,
+                                _error_text(err))
+                    return
+                await asyncio.sleep(SHUTDOWN_POLL)  # a refresh of pjsua's own is in flight
+            self._wake_pump()
 
     async def _wait_until(self, done: Callable[[], bool], deadline: float) -> None:
         while not done() and time.monotonic() < deadline:
@@ -368,9 +382,11 @@ class SipStack:
         account = self._accounts[effect.account]
         if account is None:
             return
+        account.awaiting_reply = True
         try:
             account.setRegistration(True)
         except pj.Error as err:
+            account.awaiting_reply = False
             log.error("account %d: cannot register: %s", effect.account, _error_text(err))
             self.post(RegistrationChanged(effect.account, RegState.FAILED, 503, str(err.reason)))
         self._wake_pump()
