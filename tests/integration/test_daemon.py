@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness import phone_config_text
 from tests.rig.kamailio import Kamailio
+from tests.rig.relay import DelayingRelay
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +129,28 @@ def test_simulator_without_a_config_starts_and_says_how_to_add_an_account(tmp_pa
     assert "no account configured" in screen, screen + stderr
     assert "[[account]]" in stderr and ".config/deskphone/deskphone.toml" in stderr
     assert proc.returncode == 0
+
+
+def test_sigterm_while_the_register_is_in_flight_leaves_no_binding(kamailio, tmp_path) -> None:
+    """On a slow link the registrar may already hold the binding when SIGTERM arrives and the
+    phone has not yet heard so; it must wait for the answer and then remove the binding."""
+    with DelayingRelay(kamailio.port, delay=0.3) as relay:
+        config = tmp_path / "deskphone.toml"
+        config.write_text(
+            phone_config_text(
+                kamailio.port,
+                "1001",
+                kamailio.users["1001"],
+                workdir=tmp_path,
+                account_extra=f'outbound_proxy = "sip:127.0.0.1:{relay.port}"',
+            )
+        )
+        proc = start_daemon(config)
+        # The second REGISTER carries the credentials: once Kamailio has it, the binding exists
+        # and the 200 OK is still 0.3 s away from the phone.
+        kamailio.wait_for_requests("REGISTER", from_user="1001", count=2, timeout=10)
+        kamailio.wait_for_bindings("1001", 1, 0.25)  # saved, its 200 OK still on the way
+        took, stderr = stop_daemon(proc)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert took < SHUTDOWN_BUDGET, f"shutdown took {took:.2f} s"
+    assert kamailio.bindings("1001") == [], "the registrar kept a stale binding"
