@@ -270,3 +270,40 @@ def test_unsolicited_message_summary_sets_message_waiting(kamailio, phone_factor
     assert reply.startswith("SIP/2.0 200"), reply
     view = phone.wait_for(lambda v: v.messages_waiting, 5, "message waiting")
     assert view.new_messages == 3
+
+
+def test_hold_and_resume_renegotiate_the_call(kamailio, phone_factory, baresip_factory) -> None:
+    far = baresip_factory("1002")
+    phone = phone_factory()
+    phone.wait_registered()
+    phone.command("dial", "1002")
+    connected(phone)
+    far.wait_event(CALL_ESTABLISHED)
+    invites = len(kamailio.requests("INVITE", from_user="1001"))
+    phone.command("hold")
+    view = phone.wait_for(lambda v: v.call is not None and not v.call.media_active, 5, "hold")
+    assert view.call.on_hold and "hold" in phone.screen_text()
+    phone.command("hold", "off")
+    phone.wait_for(lambda v: v.call is not None and v.call.media_active, 5, "resume")
+    # Each of hold and resume was one re-INVITE through the registrar.
+    assert len(kamailio.requests("INVITE", from_user="1001")) == invites + 2
+    phone.command("hangup")
+    far.wait_event(CALL_CLOSED)
+
+
+def test_blind_transfer_hands_the_far_end_to_another_number(
+    kamailio, phone_factory, baresip_factory
+) -> None:
+    transferee = baresip_factory("1002")
+    target = baresip_factory("1004")
+    phone = phone_factory()
+    phone.wait_registered()
+    phone.command("dial", "1002")
+    connected(phone)
+    transferee.wait_event(CALL_ESTABLISHED)
+    phone.command("transfer", "1004")
+    # The far end calls the transfer target itself, and our call ends.
+    target.wait_event(CALL_ESTABLISHED, timeout=10)
+    phone.wait_state(PhoneState.ENDED, 10)
+    assert kamailio.count("REFER", from_user="1001") == 1
+    assert [r for r in kamailio.requests("INVITE", from_user="1002") if r.to_user == "1004"]

@@ -23,6 +23,7 @@ from deskphone.core.events import (
     KeyPressed,
     MessageWaiting,
     Started,
+    TransferStatus,
 )
 from deskphone.core.history import EndReason, HistoryEntry
 from deskphone.core.phone import CommandError, Phone, PhoneState
@@ -175,3 +176,15 @@ def test_voicemail_without_a_number_says_so() -> None:
 def test_message_summary_bodies(body, expected) -> None:
     event = message_summary(0, body)
     assert (None if event is None else (event.waiting, event.new, event.old)) == expected
+
+
+def test_a_transfer_that_succeeds_ends_our_leg_and_one_that_fails_keeps_the_call() -> None:
+    phone, _ = make_phone()
+    call = dial_out(phone)
+    connect(phone, call)
+    phone.command("transfer", "1004")
+    assert phone.handle(TransferStatus(call, 100, "Trying")) == []
+    failed = phone.handle(TransferStatus(call, 486, "Busy Here", final=True))
+    assert of_type(failed, Hangup) == [] and phone.state is PhoneState.CONNECTED
+    done = phone.handle(TransferStatus(call, 200, "OK", final=True))
+    assert Hangup(call) in done and phone.end_reason is EndReason.TRANSFERRED

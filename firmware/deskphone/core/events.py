@@ -143,6 +143,16 @@ class AudioDeviceChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TransferStatus(Event):
+    """How the far end is getting on with a transfer we asked of it (NOTIFYs of our REFER)."""
+
+    call: CallId
+    code: int
+    reason: str = ""
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TimerExpired(Event):
     """A timer the core asked for ran out."""
 

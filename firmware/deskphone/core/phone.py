@@ -57,6 +57,7 @@ from deskphone.core.events import (
     RegState,
     Started,
     TimerExpired,
+    TransferStatus,
 )
 from deskphone.core.history import EndReason, HistoryEntry
 from deskphone.core.settings import RING_PATTERNS, VOLUME_MAX, AudioOutput, Settings
@@ -521,6 +522,18 @@ class Phone:
             self.messages[event.account] = event
             log.info("account %s: %d new, %d old messages", event.account, event.new, event.old)
 
+    def _on_transfer_status(self, event: TransferStatus) -> None:
+        """A blind transfer that succeeded ends our part of the call; one that failed leaves
+        the caller with us."""
+        call = self.call
+        if call is None or call.id != event.call or not event.final:
+            return
+        if 200 <= event.code < 300:
+            self._emit(Hangup(call.id))
+            self._drop_call(call, EndReason.TRANSFERRED, event.code)
+        else:
+            log.warning("transfer of %s failed: %s %s", call.number, event.code, event.reason)
+
     def _on_timer(self, event: TimerExpired) -> None:
         name = event.name
         if name == TIMER_INTERDIGIT and self.state is PhoneState.DIALING and self.off_hook:
@@ -551,6 +564,7 @@ class Phone:
         TimerExpired: _on_timer,
         AudioDeviceChanged: _on_audio_device,
         MessageWaiting: _on_messages,
+        TransferStatus: _on_transfer_status,
     }
 
     # -- commands --------------------------------------------------------------------------

@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 
-from deskphone.core.events import CallId, CallMediaChanged, CallState, CallStateChanged
+from deskphone.core.events import (
+    CallId,
+    CallMediaChanged,
+    CallState,
+    CallStateChanged,
+    TransferStatus,
+)
 
 if TYPE_CHECKING:
     from deskphone.sip.account import PhoneAccount
@@ -90,6 +96,11 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         # The far end asks us to call someone else (REFER). The core has no way yet to take
         # over a call it did not place, so decline rather than let pjsua2 run an unmanaged one.
         prm.statusCode = 603
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        self._stack.post(
+            TransferStatus(self.handle, int(prm.statusCode), str(prm.reason), bool(prm.finalNotify))
+        )
 
     def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:
         # A 3xx names where the callee is now; a desk phone follows it.
