@@ -13,8 +13,33 @@ venv=${DESKPHONE_VENV:-$here/.venv}
 
 # What the phone itself needs from Debian.
 run_packages=(python3 python3-venv python3-dev)
+# PyAudio (the handset's sound card through PortAudio/ALSA) compiles against PortAudio.
+run_packages+=(portaudio19-dev)
+# The display's fonts: DejaVu Sans for Latin, Greek and Cyrillic, GNU Unifont for Hangul, kana
+# and Han (and every other script DejaVu lacks); the screens' reference PNGs are drawn with them.
+run_packages+=(fonts-dejavu-core fonts-unifont)
+# systemd-python (log records with structured fields in the journal) has no wheel: pip
+# compiles it against libsystemd, found through pkg-config.
+run_packages+=(gcc libsystemd-dev pkg-config)
 # What the tests add: real peers and tools they drive on 127.0.0.1.
 test_packages=(kamailio kamailio-extra-modules baresip-core sip-tester sox iproute2)
+# The simulator's test runs `deskphone sim` in a real terminal (send-keys, capture-pane).
+test_packages+=(tmux)
+# The service's tests check the unit files with systemd-analyze and systemd-sysusers.
+test_packages+=(systemd)
+# Handset audio tests: a private PulseAudio whose null sinks are the handset, reached through
+# ALSA's pulse plugin (libasound2-plugins), with pacat/pactl from pulseaudio-utils; espeak-ng
+# speaks the test speech and sox converts it; alsa-utils for looking at ALSA by hand.
+test_packages+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng)
+# The audio benchmark impairs RTP in a network namespace: iptables (loss, NFQUEUE) and the
+# headers NetfilterQueue compiles against.
+test_packages+=(iptables libnetfilter-queue-dev)
+# The SD-card image (image/, tests/e2e): mmdebstrap builds the root (qemu-user-static,
+# binfmt-support and arch-test for arm64's), genimage, mtools, dosfstools, e2fsprogs and fdisk
+# make the card without loop devices, dtc compiles the Pi overlay, make runs the recipe, and
+# qemu boots it.
+test_packages+=(mmdebstrap qemu-user-static binfmt-support arch-test genimage mtools dosfstools)
+test_packages+=(e2fsprogs fdisk device-tree-compiler make qemu-system-x86 qemu-system-arm)
 
 usage() {
     sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'

@@ -23,6 +23,7 @@ MODULES = (
     "startup",  # deskphone alone: import time and each start-up step
     "keys",  # key edge -> screen and -> INVITE; keypad and display idle CPU
     "audio",  # added latency each way; PESQ under loss and jitter against baresip
+    "service",  # the daemon under systemd's eyes: READY, watchdog, control socket, state
 )
 
 

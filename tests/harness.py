@@ -41,8 +41,13 @@ def phone_config_text(
     codecs: tuple[str, ...] = ("G722", "PCMA", "PCMU"),
     extra: str = "",
     account_extra: str = "",
+    profile: str = "reference",
+    audio_backend: str = "files",
+    audio_extra: str = "",
 ) -> str:
-    """A config for a phone registered to the rig's Kamailio on 127.0.0.1."""
+    """A config for a phone registered to the rig's Kamailio on 127.0.0.1; its state
+    directory and control socket are in `workdir`. `audio_extra` adds [audio] keys (the
+    alsa backend's devices, say)."""
     mic = f'microphone_file = "{microphone}"\n' if microphone else ""
     return f"""
 [phone]
@@ -50,14 +55,20 @@ sip_port = 0
 bind_address = "127.0.0.1"
 ended_display_seconds = 1.0
 log_level = "debug"
+state_dir = "{workdir / "state"}"
 
 [hardware]
 kit = "sim"
+profile = "{profile}"
+
+[control]
+socket = "{workdir / "control.sock"}"
 
 [audio]
-backend = "files"
+backend = "{audio_backend}"
 codecs = {json.dumps(list(codecs))}
 {mic}recordings_dir = "{workdir / "earpiece"}"
+{audio_extra}
 
 [[account]]
 registrar = "sip:127.0.0.1:{registrar_port}"
@@ -73,9 +84,10 @@ register_retry_max = {retry_max}
 
 
 class PhoneUnderTest:
-    def __init__(self, config: Config | str) -> None:
+    def __init__(self, config: Config | str, **app_options: Any) -> None:
+        """`app_options` go to `App` (e.g. `i2c_bus`, a fake I2C bus for a UPS board)."""
         self.config = parse_config(config) if isinstance(config, str) else config
-        self.app = App(self.config, kit="sim")
+        self.app = App(self.config, kit="sim", **app_options)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="phone-loop", daemon=True

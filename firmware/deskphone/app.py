@@ -14,19 +14,21 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from deskphone.audio.devices import SoundDevices
 from deskphone.config import Config
 from deskphone.core.effects import (
     CancelTimer,
     Effect,
-    LogCall,
-    SaveSettings,
     SetContrast,
     StartTimer,
 )
 from deskphone.core.events import Event, HookChanged, RegState, Started, TimerExpired
 from deskphone.core.phone import Phone, PhoneState, PhoneView
 from deskphone.hw.kits import Kit, build_kit
+from deskphone.hw.power import BusFactory
+from deskphone.service.runtime import ServiceRuntime
 from deskphone.sip.stack import SipStack
+from deskphone.ui.render import SCROLL_INTERVAL
 from deskphone.ui.screens import Screen, screen_for
 
 log = logging.getLogger(__name__)
@@ -55,11 +57,16 @@ class StartupSteps:
 class App:
     """One running phone. `start`/`stop` bracket its life; `run` does both around a wait."""
 
-    def __init__(self, config: Config, *, kit: str | None = None) -> None:
+    def __init__(
+        self, config: Config, *, kit: str | None = None, i2c_bus: BusFactory | None = None
+    ) -> None:
         self.config = config
         self.phone = Phone(config)
+        # systemd, control socket, saved state, battery; `i2c_bus` stands in for /dev/i2c-N.
+        self.service = ServiceRuntime(self, bus_factory=i2c_bus)
         self.kit: Kit | None = None
         self.stack: SipStack | None = None
+        self.sound: SoundDevices | None = None  # the handset's sound devices (alsa backend)
         self._kit_name = kit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handlers: dict[type[Effect], Callable[[Any], None]] = {}
@@ -79,15 +86,27 @@ class App:
         """Bring up the kit, then the SIP stack, then tell the core it may begin.
         Raises `DeskphoneError` subclasses with a message for the user."""
         self._loop = asyncio.get_running_loop()
+        saved = self.service.load_state()
+        self.phone = Phone(self.config, settings=saved.settings, history=saved.history)
         with self.startup.step("kit"):
             self.kit = build_kit(self.config, loop=self._loop, post=self.post, kit=self._kit_name)
         log.info("kit %s with profile %s", self.kit.name, self.kit.profile.name)
-        self.stack = SipStack(self.config, self._loop, self.dispatch)
+        if self.config.audio.backend == "alsa":
+            try:
+                with self.startup.step("sound devices"):
+                    self.sound = SoundDevices(self.config.audio, self._loop, self.post)
+                    self.sound.start()  # posts AudioDeviceChanged: present or why not
+            except BaseException:
+                self.kit.close()
+                raise
+        self.stack = SipStack(self.config, self._loop, self.dispatch, sound=self.sound)
         try:
             with self.startup.step("sip stack"):
                 self.stack.start()
         except BaseException:
             self.kit.close()
+            if self.sound is not None:
+                self.sound.close()
             raise
         display = self.kit.display
         self._handlers = {
@@ -95,17 +114,18 @@ class App:
             StartTimer: self._start_timer,
             CancelTimer: self._cancel_timer,
             SetContrast: lambda e: display.set_contrast(e.level),
-            # Until the state directory keeps them, settings and the call log live in memory.
-            SaveSettings: lambda e: log.debug("settings now %s", e.settings),
-            LogCall: lambda e: log.info("call log: %s", e.entry),
+            **self.service.effect_handlers(),  # settings, call log, power-off
         }
         with self.startup.step("first events"):
             self.dispatch(Started())
             if self.kit.hook.off_hook:
                 self.dispatch(HookChanged(True))
+        with self.startup.step("services"):
+            await self.service.start()
         log.info("phone up in %s", self.startup)
 
     async def stop(self) -> None:
+        await self.service.begin_stop()  # STOPPING=1; a battery power-off finishes first
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -113,6 +133,9 @@ class App:
             self._tick.cancel()
         if self.stack is not None:
             await self.stack.shutdown()
+        await self.service.stop()
+        if self.sound is not None:
+            self.sound.close()
         if self.kit is not None:
             self.kit.close()
         log.info("phone stopped")
@@ -132,15 +155,21 @@ class App:
         except Exception:
             log.exception("the phone's logic failed on %r; the event was dropped", event)
             return
+        self.refresh_display()  # first: the screen answers the key before slower effects run
         self._execute(effects)
         for listener in self.listeners:
             listener(event)
-        self.refresh_display()
+        self.service.after_step(self.view())
 
     def command(self, name: str, *args: str) -> None:
         """Run a command from the core's table (loop thread only); `CommandError` if it can't."""
-        self._execute(self.phone.command(name, *args))
+        self.carry_out(self.phone.command(name, *args))
+
+    def carry_out(self, effects: list[Effect]) -> None:
+        """Carry out effects the core returned outside an event (commands, reloads)."""
         self.refresh_display()
+        self._execute(effects)
+        self.service.after_step(self.view())
 
     def view(self) -> PhoneView:
         return self.phone.view()
@@ -178,19 +207,25 @@ class App:
 
     def screen(self) -> Screen:
         hint = "no account configured" if not self.config.accounts else ""
-        return screen_for(self.view(), wall_time=time.time(), no_account_hint=hint)
+        network = self.kit.network if self.kit is not None else None
+        return screen_for(
+            self.view(), wall_time=time.time(), no_account_hint=hint, network=network
+        )
 
     def refresh_display(self) -> None:
         """Redraw if the screen changed, and wake again only when it would change by itself
-        (the call timer each second, the idle clock each minute)."""
+        (the call timer each second, the idle clock each minute, a long name scrolling)."""
         if self.kit is None or self._loop is None:
             return
+        self.kit.update(self.view())  # LEDs and the display's dimming follow the view
         self.kit.display.show(self.screen())
         if self._tick is not None:
             self._tick.cancel()
         self._tick = self._loop.call_later(self._next_redraw(), self.refresh_display)
 
     def _next_redraw(self) -> float:
+        if self.kit is not None and self.kit.display.animating:
+            return SCROLL_INTERVAL
         view = self.view()
         counting = view.state is PhoneState.CONNECTED or (
             view.state is PhoneState.IDLE

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deskphone import __version__
 from deskphone.config import (
@@ -15,10 +19,13 @@ from deskphone.config import (
     Config,
     default_config,
     describe_schema,
-    load_config,
 )
 from deskphone.errors import ConfigError, DeskphoneError
 from deskphone.service.logs import setup_logging
+from deskphone.service.verbs import VERBS, add_verbs, run_verb
+
+if TYPE_CHECKING:
+    from deskphone.app import App
 
 log = logging.getLogger("deskphone")
 
@@ -58,11 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"config file (default {DEFAULT_CONFIG_PATH} if it exists, "
         f"else {USER_CONFIG_PATH}, else no account)",
     )
+    sim.add_argument(
+        "--profile",
+        help="hardware profile to simulate (keypad, keys, LEDs), overriding [hardware] profile",
+    )
     sim.add_argument("--debug", action="store_true", help="log at debug level")
 
     check = commands.add_parser("check-config", help="validate a config file without starting")
     check.add_argument("file", type=Path, nargs="?", default=DEFAULT_CONFIG_PATH)
     check.add_argument("--explain", action="store_true", help="print every setting and exit")
+
+    audio = commands.add_parser("audio", help="sound devices: what is there, what the config picks")
+    audio.add_argument("action", choices=("list",), help="list: the cards and devices found")
+    audio.add_argument("--config", type=Path, help="also say which devices its [audio] names pick")
+    add_verbs(commands)  # status, dial, answer, ... reload: talk to the running phone
     return parser
 
 
@@ -70,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file, explain=args.explain)
+    if args.command == "audio":
+        return audio_list(args.config)
+    if args.command in VERBS:
+        return run_verb(args)
     if args.command == "run":
         config = _load(args.config)
         if config is None:
@@ -80,8 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         config = _load(args.config) if args.config else _sim_config()
         if config is None:
             return EXIT_CONFIG
+        from deskphone.hw.kits import prepare_simulator
+
+        try:
+            config, notes = prepare_simulator(config, args.profile)
+        except ConfigError as err:
+            print(f"deskphone: {err}", file=sys.stderr)
+            return EXIT_CONFIG
         setup_logging("debug" if args.debug else "warning")
-        return asyncio.run(serve(config, kit="sim", terminal=True))
+        return asyncio.run(serve(config, kit="sim", terminal=True, notes=notes))
     return EXIT_FAILURE
 
 
@@ -97,13 +124,24 @@ def check_config(path: Path, *, explain: bool = False) -> int:
     return 0
 
 
+def audio_list(path: Path | None) -> int:
+    """`deskphone audio list`: the sound cards and devices, and what the config's names pick."""
+    from deskphone.audio.devices import describe_devices
+
+    config = _load(path) if path is not None else default_config()
+    if config is None:
+        return EXIT_CONFIG
+    print(describe_devices(config.audio.handset_device, config.audio.ringer_device))
+    return 0
+
+
 def _load(path: Path) -> Config | None:
-    """Load and check a config (and the hardware profile it names); print why not."""
-    from deskphone.hw.profile import load_profile
+    """Load and check a config (the hardware profile it names, the power-loss pin against
+    that profile); print why not. A reload checks the same way."""
+    from deskphone.service.reload import validate
 
     try:
-        config = load_config(path)
-        load_profile(config.hardware.profile, config.display.interface)
+        config = validate(path)
     except ConfigError as err:
         print(f"deskphone: {err}", file=sys.stderr)
         return None
@@ -122,10 +160,22 @@ def _sim_config() -> Config | None:
         '    user = "1001"\n    password = "..."',
         file=sys.stderr,
     )
-    return default_config()
+    config = default_config()
+    # Without a config nobody chose a state directory: keep the user's settings and call log
+    # in their own home rather than the system's /var/lib, which they cannot write.
+    phone = dataclasses.replace(config.phone, state_dir=user_state_dir())
+    return dataclasses.replace(config, phone=phone)
 
 
-async def serve(config: Config, *, kit: str | None = None, terminal: bool = False) -> int:
+def user_state_dir() -> Path:
+    """The XDG state directory for deskphone ($XDG_STATE_HOME or ~/.local/state)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+    return Path(base) / "deskphone"
+
+
+async def serve(
+    config: Config, *, kit: str | None = None, terminal: bool = False, notes: Sequence[str] = ()
+) -> int:
     """Run until SIGTERM/SIGINT (or `q` in the simulator); unregister and shut down cleanly."""
     from deskphone.app import App
 
@@ -134,6 +184,7 @@ async def serve(config: Config, *, kit: str | None = None, terminal: bool = Fals
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = App(config, kit=kit)
+    loop.add_signal_handler(signal.SIGHUP, _reload_on_hangup, app)
     front_end = None
     try:
         await app.start()
@@ -146,11 +197,28 @@ async def serve(config: Config, *, kit: str | None = None, terminal: bool = Fals
             from deskphone.hw.terminal import TerminalFrontEnd
 
             assert app.kit is not None
-            front_end = TerminalFrontEnd(app.kit, loop, stop.set)
+            front_end = TerminalFrontEnd(app.kit, loop, stop.set, notes=notes)
             front_end.start()
-        await stop.wait()
+        # Until told to stop, or until the battery ran out and the phone powered itself off.
+        waits = {loop.create_task(stop.wait()), loop.create_task(app.service.finished.wait())}
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
     finally:
         if front_end is not None:
             front_end.close()
         await app.stop()
     return 0
+
+
+def _reload_on_hangup(app: App) -> None:
+    """SIGHUP: re-read the config; an invalid one is reported and the running one stays."""
+    if app.stack is None:
+        log.warning("SIGHUP before the phone is up: not reloading")
+        return
+
+    def done(task: asyncio.Task[object]) -> None:
+        if not task.cancelled() and isinstance(task.exception(), DeskphoneError):
+            log.warning("SIGHUP: %s", task.exception())  # already on the display if config
+
+    asyncio.get_running_loop().create_task(app.service.reload()).add_done_callback(done)

@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import math
 import re
+import shlex
 import textwrap
 import tomllib
 import types
@@ -49,6 +50,9 @@ _T = TypeVar("_T")
 CODECS = ("G722", "PCMA", "PCMU", "speex", "GSM", "iLBC")
 
 MAX_ACCOUNTS = 8
+
+#: Where battery readings can come from (see deskphone.hw.power).
+POWER_SOURCES = ("none", "sysfs", "x728", "x1200", "waveshare", "pisugar3", "sim")
 
 
 class Secret:
@@ -413,7 +417,13 @@ class AudioConfig(_Settled):
         tuple[str, ...],
         Setting("codecs offered, preferred first", min=1, choices=CODECS, unique=True),
     ] = ("G722", "PCMA", "PCMU")
-    backend: Annotated[str, Setting("where call audio goes", choices=("files", "null"))] = "files"
+    backend: Annotated[
+        str,
+        Setting(
+            "where call audio goes: alsa (the handset's sound card), files (WAVs) or null",
+            choices=("alsa", "files", "null"),
+        ),
+    ] = "files"
     microphone_file: Annotated[
         Path | None, Setting("WAV file the files backend plays as the microphone")
     ] = None
@@ -421,6 +431,29 @@ class AudioConfig(_Settled):
         Path | None,
         Setting("directory where the files backend records what the earpiece hears, per call"),
     ] = None
+    handset_device: Annotated[
+        str,
+        Setting(
+            "alsa backend: the handset's ALSA card ID or name, or an ALSA PCM name (a part of "
+            "it is enough, any case; never a card number, which changes between boots)",
+            max=128,
+        ),
+    ] = ""
+    ringer_device: Annotated[
+        str,
+        Setting("alsa backend: a separate ringer/loudspeaker device, named the same way", max=128),
+    ] = ""
+    handset_ring_level: Annotated[
+        int,
+        Setting(
+            "alsa backend: ring volume through the handset without a ringer_device", min=0, max=10
+        ),
+    ] = 8
+
+    @classmethod
+    def settle(cls, values: dict[str, Any]) -> Problems:
+        if values.get("backend") == "alsa" and not values.get("handset_device"):
+            yield "handset_device", 'backend "alsa" needs handset_device (see deskphone audio list)'
 
 
 @dataclass(frozen=True)
@@ -472,9 +505,19 @@ class DisplayConfig(_Settled):
     """[display]"""
 
     driver: Annotated[
-        str, Setting("OLED controller chip", choices=("ssd1306", "sh1106", "ssd1309"))
-    ] = "ssd1306"
-    interface: Annotated[str, Setting("how the display is wired", choices=("i2c", "spi"))] = "i2c"
+        str,
+        Setting(
+            "OLED controller chip; profile: as the hardware profile says",
+            choices=("profile", "ssd1306", "sh1106", "ssd1309"),
+        ),
+    ] = "profile"
+    interface: Annotated[
+        str,
+        Setting(
+            "how the display is wired; profile: as the hardware profile says",
+            choices=("profile", "i2c", "spi"),
+        ),
+    ] = "profile"
     i2c_address: Annotated[
         int, Setting("I2C address of the display", min=0x03, max=0x77, hex=True)
     ] = 0x3C
@@ -484,27 +527,123 @@ class DisplayConfig(_Settled):
     dim_after: Annotated[
         float, Setting("idle seconds before the display dims; 0 never dims", min=0, max=3600)
     ] = 30.0
+    dim_after_on_battery: Annotated[
+        float, Setting("the same while on battery; 0 never dims", min=0, max=3600)
+    ] = 10.0
+    dim_contrast: Annotated[int, Setting("contrast while dimmed", min=0, max=255)] = 16
+    pixel_shift_minutes: Annotated[
+        float,
+        Setting("minutes between 1-pixel moves of the picture (burn-in); 0 never", min=0, max=60),
+    ] = 3.0
 
 
 @dataclass(frozen=True)
 class PowerConfig(_Settled):
     """[power]"""
 
-    source: Annotated[str, Setting("where battery readings come from", choices=("none", "sim"))] = (
-        "none"
-    )
+    source: Annotated[
+        str,
+        Setting(
+            "where battery readings come from: sysfs (/sys/class/power_supply), the Geekworm "
+            "x728 or x1200, the waveshare UPS HAT, pisugar3, or sim (simulated)",
+            choices=POWER_SOURCES,
+        ),
+    ] = "none"
     low_percent: Annotated[
         int, Setting("battery charge that shows a low-battery warning", min=1, max=100)
     ] = 20
     critical_percent: Annotated[
         int, Setting("battery charge at which the phone shuts down cleanly", min=0, max=100)
     ] = 5
+    hysteresis_percent: Annotated[
+        int,
+        Setting(
+            "how far the charge must climb back before the low warning can sound again",
+            min=1,
+            max=20,
+        ),
+    ] = 3
+    grace_seconds: Annotated[
+        float,
+        Setting(
+            "how long a call may go on once the battery is critical (emergency calls are "
+            "never cut)",
+            min=0,
+            max=3600,
+        ),
+    ] = 120.0
+    poweroff_command: Annotated[
+        str, Setting("run to power the machine off when the battery is spent", min=1)
+    ] = "systemctl poweroff"
+    poll_seconds: Annotated[
+        float, Setting("how often the gauge is read on mains, seconds", min=5, max=3600)
+    ] = 60.0
+    poll_seconds_on_battery: Annotated[
+        float, Setting("how often the gauge is read on battery, seconds", min=1, max=600)
+    ] = 10.0
+    i2c_bus: Annotated[int, Setting("I2C bus of the UPS board (/dev/i2c-N)", min=0, max=10)] = 1
+    i2c_address: Annotated[
+        int,
+        Setting(
+            "I2C address of the UPS board; 0: its usual one (0x36, 0x42, 0x57)",
+            min=0,
+            max=0x77,
+            hex=True,
+        ),
+    ] = 0
+    battery_cells: Annotated[
+        int,
+        Setting("cells in series (waveshare); 0: 2 at address 0x42, 1 at 0x43", min=0, max=4),
+    ] = 0
+    power_loss_pin: Annotated[
+        int,
+        Setting(
+            "GPIO of a power-loss signal; -1: the board's own (GPIO6 on x728 and x1200)",
+            min=-1,
+            max=27,
+        ),
+    ] = -1
+    power_loss_active_high: Annotated[
+        bool, Setting("a power_loss_pin of your own reads high when mains is lost")
+    ] = True
+    sysfs_battery: Annotated[
+        str, Setting("which battery in /sys/class/power_supply; empty: the first one", max=64)
+    ] = ""
 
     @classmethod
     def settle(cls, values: dict[str, Any]) -> Problems:
         low, critical = values.get("low_percent"), values.get("critical_percent")
         if low is not None and critical is not None and critical >= low:
             yield "critical_percent", f"{critical} must be below low_percent ({low})"
+        command = values.get("poweroff_command")
+        if command is not None:
+            try:
+                if not shlex.split(command):
+                    yield "poweroff_command", "must name a command"
+            except ValueError as err:
+                yield "poweroff_command", f"cannot be split into words: {err}"
+
+
+@dataclass(frozen=True)
+class ControlConfig(_Settled):
+    """[control]"""
+
+    enabled: Annotated[bool, Setting("listen for commands on a unix socket")] = True
+    socket: Annotated[
+        Path | None,
+        Setting(
+            "the control socket (run as a user: $XDG_RUNTIME_DIR/deskphone/control.sock)",
+            default_doc="/run/deskphone/control.sock",
+        ),
+    ] = None
+    group: Annotated[
+        str,
+        Setting(
+            "group allowed to use the socket (mode 0660)",
+            max=32,
+            default_doc="the daemon's own group",
+        ),
+    ] = ""
 
 
 @dataclass(frozen=True)
@@ -535,6 +674,9 @@ class Config:
     power: Annotated[PowerConfig, Section("power", "battery and UPS")] = field(
         default_factory=PowerConfig
     )
+    control: Annotated[
+        ControlConfig, Section("control", "the control socket (deskphone status, dial, ...)")
+    ] = field(default_factory=ControlConfig)
     source: str = "<defaults>"
 
     @property

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +21,27 @@ pytestmark = pytest.mark.integration
 SHUTDOWN_BUDGET = 3.0
 
 
-def start_daemon(config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "deskphone", "run", "--config", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """`start_daemon(config, *args)` -> a running `deskphone run`; any still running when the
+    test ends (it failed before stopping it) is killed, never left behind."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(config: Path, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deskphone", "run", "--config", str(config), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def write_config(kamailio: Kamailio, tmp_path: Path, password: str | None = None) -> Path:
@@ -51,13 +66,11 @@ def stop_daemon(proc: subprocess.Popen[str]) -> tuple[float, str]:
     return time.monotonic() - started, stderr
 
 
-def test_sigterm_unregisters_and_exits_cleanly_within_budget(kamailio, tmp_path) -> None:
+def test_sigterm_unregisters_and_exits_cleanly_within_budget(
+    kamailio, tmp_path, start_daemon
+) -> None:
     proc = start_daemon(write_config(kamailio, tmp_path))
-    try:
-        kamailio.wait_for_bindings("1001", 1, 10)
-    except Exception:
-        proc.kill()
-        raise
+    kamailio.wait_for_bindings("1001", 1, 10)
     registers_before = kamailio.count("REGISTER", from_user="1001")
     took, stderr = stop_daemon(proc)
     assert proc.returncode == 0, stderr[-3000:]
@@ -68,7 +81,9 @@ def test_sigterm_unregisters_and_exits_cleanly_within_budget(kamailio, tmp_path)
     assert "Assertion" not in stderr and "Traceback" not in stderr
 
 
-def test_sigterm_with_the_registrar_gone_still_exits_within_budget(kamailio, tmp_path) -> None:
+def test_sigterm_with_the_registrar_gone_still_exits_within_budget(
+    kamailio, tmp_path, start_daemon
+) -> None:
     proc = start_daemon(write_config(kamailio, tmp_path))
     kamailio.wait_for_bindings("1001", 1, 10)
     kamailio.kill()  # the un-REGISTER will get no answer; the wait for it is bounded
@@ -77,7 +92,9 @@ def test_sigterm_with_the_registrar_gone_still_exits_within_budget(kamailio, tmp
     assert took < SHUTDOWN_BUDGET, f"shutdown took {took:.2f} s"
 
 
-def test_password_never_reaches_the_log_even_at_debug_level(kamailio, tmp_path) -> None:
+def test_password_never_reaches_the_log_even_at_debug_level(
+    kamailio, tmp_path, start_daemon
+) -> None:
     password = kamailio.users["1001"]
     proc = start_daemon(write_config(kamailio, tmp_path), "--debug")
     kamailio.wait_for_bindings("1001", 1, 10)
@@ -131,7 +148,9 @@ def test_simulator_without_a_config_starts_and_says_how_to_add_an_account(tmp_pa
     assert proc.returncode == 0
 
 
-def test_sigterm_while_the_register_is_in_flight_leaves_no_binding(kamailio, tmp_path) -> None:
+def test_sigterm_while_the_register_is_in_flight_leaves_no_binding(
+    kamailio, tmp_path, start_daemon
+) -> None:
     """On a slow link the registrar may already hold the binding when SIGTERM arrives and the
     phone has not yet heard so; it must wait for the answer and then remove the binding."""
     with DelayingRelay(kamailio.port, delay=0.3) as relay:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from deskphone.core.events import Event, HookChanged, KeyPressed
-from deskphone.hw.keypad import DEBOUNCE, HookSwitch, MatrixKeypad, is_ambiguous
+from deskphone.hw.keypad import DEBOUNCE, FunctionKeys, HookSwitch, MatrixKeypad, is_ambiguous
 from deskphone.hw.profile import load_profile
 from deskphone.hw.sim import KeyMatrix, mock_factory
 
@@ -162,3 +162,116 @@ def test_unknown_key_is_a_clear_error() -> None:
             matrix.press("volume")
 
     run(test)
+
+
+def run_profile(
+    name: str,
+    test: Callable[[KeyMatrix, MatrixKeypad, FunctionKeys | None, list[Event]], Awaitable[None]],
+) -> None:
+    """Like `run`, with a named profile's keypad and its function keys on their own pins."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        profile = load_profile(name)
+        factory, matrix = mock_factory(profile)
+        events: list[Event] = []
+        keypad = MatrixKeypad(
+            profile.keypad, loop=loop, post=events.append, pin_factory=factory, hold_time=0.3
+        )
+        buttons = None
+        if profile.keys:
+            buttons = FunctionKeys(
+                profile.keys,
+                loop=loop,
+                post=events.append,
+                pin_factory=factory,
+                hold_time=0.3,
+                repeat_keys=("dnd",),
+            )
+        try:
+            await test(matrix, keypad, buttons, events)
+        finally:
+            keypad.close()
+            if buttons is not None:
+                buttons.close()
+
+    asyncio.run(main())
+
+
+def test_every_key_of_both_builds_is_reported_by_its_name() -> None:
+    for name in ("reference", "minimal"):
+
+        async def test(matrix, keypad, buttons, events):
+            for key in matrix.keys:
+                matrix.press(key)
+                await asyncio.sleep(SETTLE)
+                matrix.release(key)
+                await asyncio.sleep(SETTLE)
+            assert keys(events) == [(key, False, False) for key in matrix.keys]
+
+        run_profile(name, test)
+
+
+def test_a_function_key_on_its_own_pin_debounces_and_holds() -> None:
+    async def test(matrix, keypad, buttons, events):
+        for _ in range(4):  # bounce
+            matrix.press("dnd")
+            await asyncio.sleep(0.001)
+            matrix.release("dnd")
+            await asyncio.sleep(0.001)
+        matrix.press("dnd")
+        await asyncio.sleep(0.3 + 0.15 * 2 + 0.1)
+        assert buttons.pressed == ["dnd"]
+        matrix.release("dnd")
+        await asyncio.sleep(SETTLE)
+        seen = keys(events)
+        assert seen[:2] == [("dnd", False, False), ("dnd", True, False)]
+        assert ("dnd", False, True) in seen and buttons.pressed == []
+
+    run_profile("reference", test)
+
+
+def test_a_chord_of_a_matrix_key_and_a_function_key() -> None:
+    async def test(matrix, keypad, buttons, events):
+        matrix.press("5")
+        matrix.press("voicemail")
+        await asyncio.sleep(SETTLE)
+        assert keypad.pressed == ["5"] and buttons.pressed == ["voicemail"]
+        assert sorted(keys(events)) == [("5", False, False), ("voicemail", False, False)]
+
+    run_profile("reference", test)
+
+
+def test_holding_star_on_the_minimal_build_means_menu() -> None:
+    async def test(matrix, keypad, buttons, events):
+        matrix.press("*")
+        await asyncio.sleep(0.3 + 0.1)
+        matrix.release("*")
+        await asyncio.sleep(SETTLE)
+        assert keys(events) == [("*", False, False), ("menu", False, False)]
+
+    run_profile("minimal", test)
+
+
+def test_leds_follow_the_phone() -> None:
+    from dataclasses import replace
+
+    from deskphone.core.phone import PhoneState
+    from deskphone.hw.leds import Leds, Light
+    from tests.unit.test_screens import view
+
+    profile = load_profile("reference")
+    factory, _ = mock_factory(profile)
+    leds = Leds(profile.leds, pin_factory=factory)
+    try:
+        idle = view()
+        leds.update(replace(idle, messages_waiting=True))
+        assert leds.is_lit("message") and not leds.is_lit("line")
+        leds.update(replace(idle, state=PhoneState.CONNECTED, off_hook=True))
+        assert leds.is_lit("line") and not leds.is_lit("message")
+        leds.update(replace(idle, state=PhoneState.RINGING))
+        assert leds.lights["line"] is Light.BLINK
+        leds.update(idle)
+        assert not leds.is_lit("line") and leds.lights["line"] is Light.OFF
+    finally:
+        leds.close()

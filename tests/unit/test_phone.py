@@ -210,7 +210,15 @@ def test_number_outside_digit_map_ends_with_error_tone() -> None:
     phone.handle(HookChanged(True))
     effects = press(phone, "0")
     assert phone.state is PhoneState.ENDED and phone.end_reason is EndReason.NOT_IN_DIAL_PLAN
-    assert tones(effects) == [ToneName.KEY_CLICK, ToneName.ERROR]
+    assert tones(effects) == [ToneName.ERROR]  # the error tone, not a click, answers it
+
+
+def test_digits_click_except_the_one_that_places_the_call() -> None:
+    phone, _ = make_phone('[dialplan]\ndigit_map = "[2-9]xxx"\n')
+    phone.handle(HookChanged(True))
+    assert tones(press(phone, "234")) == [ToneName.KEY_CLICK] * 3
+    last = press(phone, "5")
+    assert of_type(last, MakeCall) and ToneName.KEY_CLICK not in tones(last)
 
 
 def test_emergency_numbers_dial_at_once_whatever_the_digit_map() -> None:

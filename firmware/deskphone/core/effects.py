@@ -166,3 +166,10 @@ class LogCall(Effect):
     """A call ended: add it to the saved call log."""
 
     entry: HistoryEntry
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOff(Effect):
+    """The battery is spent: unregister, save the state and power the machine off."""
+
+    reason: str

@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass
 from typing import NewType
 
+from deskphone.core.power import PowerReading
+
 CallId = NewType("CallId", str)
 """A call's handle, stable for the call's life. Outgoing ids come from the core, incoming
 ids from the SIP adapter; the two never collide because of their prefixes."""
@@ -157,3 +159,21 @@ class TimerExpired(Event):
     """A timer the core asked for ran out."""
 
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PowerChanged(Event):
+    """The power source spoke: a reading (None when the gauge gave none) and, while the gauge
+    is not answering, why (empty once it answers again)."""
+
+    reading: PowerReading | None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceProblem(Event):
+    """Something around the phone failed (state not saved, config not reloaded, control socket
+    not open) and the user should see it; an empty `message` says it is fixed."""
+
+    source: str
+    message: str = ""

@@ -24,6 +24,7 @@ class EndReason(enum.Enum):
     REJECTED = "rejected"
     FAILED = "call failed"
     NO_AUDIO = "no handset"
+    BATTERY = "battery critical"
     TRANSFERRED = "transferred"
 
 

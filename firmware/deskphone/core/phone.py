@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from deskphone.core import menu as menus
 from deskphone.core.dialplan import DialPlan, Match
 from deskphone.core.effects import (
     Answer,
@@ -29,6 +30,7 @@ from deskphone.core.effects import (
     LogCall,
     MakeCall,
     PlayTone,
+    PowerOff,
     Register,
     SaveSettings,
     SendDtmf,
@@ -53,13 +55,17 @@ from deskphone.core.events import (
     HookChanged,
     KeyPressed,
     MessageWaiting,
+    PowerChanged,
     RegistrationChanged,
     RegState,
+    ServiceProblem,
     Started,
     TimerExpired,
     TransferStatus,
 )
 from deskphone.core.history import EndReason, HistoryEntry
+from deskphone.core.menu import MenuContext, MenuState, MenuView
+from deskphone.core.power import PowerChange, PowerPolicy, PowerThresholds, PowerView
 from deskphone.core.settings import RING_PATTERNS, VOLUME_MAX, AudioOutput, Settings
 from deskphone.core.tones import ToneName, TonePlan, ring_tone, tone_plan
 from deskphone.errors import DeskphoneError
@@ -76,6 +82,12 @@ PREDIAL_TIMEOUT = 30.0
 TIMER_INTERDIGIT = "interdigit"
 TIMER_ENDED = "ended"
 TIMER_PREDIAL = "predial"
+TIMER_MENU = "menu"
+MENU_TIMEOUT = 30.0  # an untouched menu closes by itself
+TIMER_POWER_GRACE = "power:grace"  # a critical battery's last minutes
+TIMER_POWER_TONE = "power:tone"
+POWER_TONE_SECONDS = 1.0  # the low-battery warning: one call-waiting beep
+NO_POWER_SOURCE = PowerView()
 
 
 def register_timer(account: int) -> str:
@@ -104,6 +116,7 @@ _ENDED_TONE = {
     EndReason.NOT_ALLOWED: ToneName.CONGESTION,
     EndReason.NO_ACCOUNT: ToneName.CONGESTION,
     EndReason.FAILED: ToneName.CONGESTION,
+    EndReason.BATTERY: ToneName.CONGESTION,
 }
 
 
@@ -220,6 +233,9 @@ class PhoneView:
     handset_present: bool
     history: tuple[HistoryEntry, ...]  # newest first
     now: float  # monotonic
+    menu: MenuView | None = None  # the open menu page, if any
+    power: PowerView = NO_POWER_SOURCE  # battery backup (draw the battery, dim on battery)
+    problems: tuple[str, ...] = ()  # what went wrong around the phone (state not saved, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,15 +319,15 @@ class Phone:
         self.handset_present = True
         self.messages: dict[int, MessageWaiting] = {}
         self.history: deque[HistoryEntry] = deque(history, maxlen=HISTORY_LENGTH)
+        self.menu: MenuState | None = None
         self.last_dialed = next((e.number for e in self.history if e.direction == "out"), "")
         self._route: AudioOutput | None = None  # the voice route last sent to the audio layer
-        self.registrations: list[Registration] = [
-            Registration(
-                label=account.label,
-                state=RegState.UNREGISTERED if account.enabled else RegState.DISABLED,
-            )
-            for account in config.accounts
-        ]
+        self.registrations: list[Registration] = _registrations(config)
+        self.power = PowerPolicy(_power_thresholds(config), config.power.source)
+        self.problems: dict[str, str] = {}  # source -> what is wrong (ServiceProblem)
+        self._shutdown_at: float | None = None  # the critical battery's grace period ends
+        self._grace_over = False
+        self._powering_off = False
 
     # -- the two ways in -------------------------------------------------------------------
 
@@ -352,6 +368,9 @@ class Phone:
             handset_present=self.handset_present,
             history=tuple(self.history),
             now=self._clock(),
+            menu=None if self.menu is None else menus.view(self.menu, self._menu_context()),
+            power=self.power.view(shutdown_at=self._shutdown_at, powering_off=self._powering_off),
+            problems=tuple(message for _, message in sorted(self.problems.items())),
         )
 
     @property
@@ -379,6 +398,8 @@ class Phone:
                 self._register(index)
 
     def _on_key(self, event: KeyPressed) -> None:
+        if self._menu_key(event):
+            return
         key = event.key
         try:
             if key in DIAL_KEYS:
@@ -459,8 +480,9 @@ class Phone:
         can_ring = self.state is PhoneState.IDLE or (
             not self.off_hook and self.state in (PhoneState.ENDED, PhoneState.DIALING)
         )
-        if self.dnd or not can_ring or not self.handset_present:
-            code = 486 if self.handset_present and not self.dnd else 480
+        battery = self._refused_for_battery(emergency=False)
+        if self.dnd or not can_ring or not self.handset_present or battery:
+            code = 486 if self.handset_present and not self.dnd and not battery else 480
             log.info("incoming call from %s refused with %d", event.number, code)
             self._emit(Hangup(call.id, code))
             self._remember(call, EndReason.MISSED, code)
@@ -548,10 +570,78 @@ class Phone:
                 self._enter_idle()
         elif name == TIMER_PREDIAL and self.state is PhoneState.DIALING and not self.off_hook:
             self._enter_idle()
+        elif name == TIMER_MENU:
+            self.menu = None
+        elif name.startswith("power:"):
+            self._power_timer(name)
         elif name.startswith("register:"):
             index = int(name.partition(":")[2])
             if 0 <= index < len(self.registrations):
                 self._register(index)
+
+    # -- battery backup (the policy is core/power.py) --------------------------------------
+
+    def _on_power(self, event: PowerChanged) -> None:
+        # The journal hears of supply and level changes from the service layer, with fields.
+        for change in self.power.update(event.reading, event.error, self._clock()):
+            if change is PowerChange.MAINS_BACK:
+                self._end_power_emergency()
+            elif change is PowerChange.LOW:
+                self._battery_warning()
+            elif change is PowerChange.CRITICAL:
+                grace = self.power.thresholds.grace_seconds
+                log.error("battery critical: powering off when idle, at most %.0f s on", grace)
+                self._shutdown_at = self._clock() + grace
+                self._emit(StartTimer(TIMER_POWER_GRACE, grace))
+
+    def _end_power_emergency(self) -> None:
+        """Mains is back (or the source changed): no grace period, no power-off."""
+        self._cancel_timers(TIMER_POWER_GRACE)
+        self._shutdown_at = None
+        self._grace_over = False
+
+    def _battery_warning(self) -> None:
+        """One beep: in the earpiece during a call, else on the ringer (unless it rings)."""
+        if self.state is PhoneState.RINGING:
+            return
+        output = ToneOutput.VOICE if self.state is PhoneState.CONNECTED else ToneOutput.RINGER
+        self._play(ToneName.CALL_WAITING, output)
+        self._emit(StartTimer(TIMER_POWER_TONE, POWER_TONE_SECONDS))
+
+    def _power_timer(self, name: str) -> None:
+        if name == TIMER_POWER_TONE:
+            if self.state is PhoneState.CONNECTED:
+                self._stop_tone(ToneOutput.VOICE)
+            elif self.state is not PhoneState.RINGING:
+                self._stop_tone(ToneOutput.RINGER)
+        elif name == TIMER_POWER_GRACE and self.power.critical:
+            self._grace_over = True
+            if self.call is not None and not self.call.emergency:
+                log.error("battery critical: grace period over, ending the call")
+                self._hang_up()
+
+    def _power_effects(self) -> None:
+        """At a critical battery the phone powers off as soon as it is idle on-hook, or when the
+        grace period is over; an emergency call is never cut, the power-off waits for it."""
+        if self._powering_off or not self.power.critical:
+            return
+        if self.call is not None and (self.call.emergency or not self._grace_over):
+            return
+        if self.call is None and self.off_hook and not self._grace_over:
+            return  # the user may be about to dial an emergency number
+        self._powering_off = True
+        self._cancel_timers(TIMER_POWER_GRACE)
+        self._emit(PowerOff(f"battery critical ({self.power.view().describe()})"))
+
+    def _refused_for_battery(self, emergency: bool) -> bool:
+        """New calls are refused at a critical battery, emergency calls never."""
+        return (self.power.critical or self._powering_off) and not emergency
+
+    def _on_problem(self, event: ServiceProblem) -> None:
+        if event.message:
+            self.problems[event.source] = event.message
+        else:
+            self.problems.pop(event.source, None)
 
     _EVENT_HANDLERS: ClassVar[dict[type[Event], Callable[..., None]]] = {
         Started: _on_started,
@@ -565,6 +655,8 @@ class Phone:
         AudioDeviceChanged: _on_audio_device,
         MessageWaiting: _on_messages,
         TransferStatus: _on_transfer_status,
+        PowerChanged: _on_power,
+        ServiceProblem: _on_problem,
     }
 
     # -- commands --------------------------------------------------------------------------
@@ -743,8 +835,9 @@ class Phone:
             return
         self.digits += key
         if self.off_hook:
-            self._play(ToneName.KEY_CLICK)
             self._evaluate_digits()
+            if self.state is PhoneState.DIALING:  # the digit that places the call needs none
+                self._play(ToneName.KEY_CLICK)
         else:
             self._emit(StartTimer(TIMER_PREDIAL, PREDIAL_TIMEOUT))
 
@@ -850,6 +943,10 @@ class Phone:
         if not self.handset_present:
             self._end(EndReason.NO_AUDIO)
             return
+        if self._refused_for_battery(self._dialplan.is_emergency(target)):
+            log.warning("call to %s refused: the battery is critical", target)
+            self._end(EndReason.BATTERY)
+            return
         self._next_call += 1
         call = Call(
             id=CallId(f"out-{self._next_call}"),
@@ -928,6 +1025,76 @@ class Phone:
         )
         self._emit(Register(index))
 
+    # -- menu ------------------------------------------------------------------------------
+
+    def _menu_context(self) -> MenuContext:
+        return MenuContext(
+            settings=self.settings,
+            history=tuple(self.history),
+            in_call=self.state is PhoneState.CONNECTED,
+            on_hold=self.call is not None and self.call.on_hold,
+            muted=self.muted,
+        )
+
+    def _menu_fits(self) -> bool:
+        """The idle menu lives while the phone is idle and on-hook, the call menu while the
+        call lasts; anything else (a call coming in, the handset lifted) closes it."""
+        assert self.menu is not None
+        if self.menu.root == menus.CALL:
+            return self.state is PhoneState.CONNECTED
+        return self.state is PhoneState.IDLE and not self.off_hook
+
+    def _menu_opened_by(self, key: str) -> str | None:
+        """The page a key opens while no menu is open, or None."""
+        if self.state is PhoneState.CONNECTED:
+            return {"menu": menus.CALL, "transfer": menus.TRANSFER}.get(key)
+        on_hook = not self.off_hook and self.state in (
+            PhoneState.IDLE,
+            PhoneState.ENDED,
+            PhoneState.DIALING,
+        )
+        if on_hook and (key == "menu" or (key in ("up", "down") and self.state is PhoneState.IDLE)):
+            return menus.MAIN
+        return None
+
+    def _menu_key(self, event: KeyPressed) -> bool:
+        """Give a key to the menu; True when the menu took it (opening the menu counts)."""
+        if self.menu is None:
+            page = self._menu_opened_by(event.key)
+            if page is None or event.repeat:
+                return False
+            if self.state is not PhoneState.CONNECTED:
+                self._enter_idle()  # the menu key drops pre-dialled digits or an ended call
+            self.menu = menus.open_menu(self._menu_context(), page)
+        else:
+            result = menus.press(self.menu, event.key, self._menu_context())
+            if not result.consumed:
+                return False
+            if event.long:
+                return True  # presses and repeats move the menu; the long press adds nothing
+            self.menu = result.state
+            if result.run:
+                self._run_menu_choice(result.run)
+        if self.menu is None:
+            self._cancel_timers(TIMER_MENU)
+        else:
+            self._emit(StartTimer(TIMER_MENU, MENU_TIMEOUT))
+        return True
+
+    def _run_menu_choice(self, command: menus.Command) -> None:
+        """Run what a menu choice names through the one command table."""
+        name, *args = command
+        try:
+            COMMANDS[name].run(self, *args)
+        except CommandError as err:
+            log.info("menu: %s", err)
+            if self.menu is not None:
+                self.menu = self.menu.with_notice(str(err))
+
+    def _close_menu(self) -> None:
+        self.menu = None
+        self._cancel_timers(TIMER_MENU)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _outgoing_account(self) -> int | None:
@@ -977,7 +1144,10 @@ class Phone:
         before = self.settings
         try:
             step(*args)
+            if self.menu is not None and not self._menu_fits():
+                self._close_menu()
             self._derive_effects(before)
+            self._power_effects()
             return self._effects
         finally:
             self._effects = []
@@ -995,6 +1165,50 @@ class Phone:
         if after.contrast != before.contrast:
             self._emit(SetContrast(after.contrast))
         self._emit(SaveSettings(after))
+
+    # -- reload ----------------------------------------------------------------------------
+
+    def reconfigure(self, config: Config) -> list[Effect]:
+        """Take a reloaded config (tones, dial plan, battery thresholds, accounts). The app
+        changes accounts only while no call is up; they register afresh."""
+        return self._run(self._reconfigure, config)
+
+    def _reconfigure(self, config: Config) -> None:
+        accounts_changed = config.accounts != self._config.accounts
+        self._config = config
+        self._dialplan = config.dialplan.to_dialplan()
+        self._tones = tone_plan(config.phone.country)
+        if config.power.source != self.power.source and not self._powering_off:
+            self.power = PowerPolicy(_power_thresholds(config), config.power.source)
+            self._end_power_emergency()
+        self.power.thresholds = _power_thresholds(config)
+        if accounts_changed:
+            self._cancel_timers(*(register_timer(i) for i in range(len(self.registrations))))
+            self.messages.clear()
+            self.registrations = _registrations(config)
+            for index, account in enumerate(config.accounts):
+                if account.enabled:
+                    self._register(index)
+
+
+def _registrations(config: Config) -> list[Registration]:
+    return [
+        Registration(
+            label=account.label,
+            state=RegState.UNREGISTERED if account.enabled else RegState.DISABLED,
+        )
+        for account in config.accounts
+    ]
+
+
+def _power_thresholds(config: Config) -> PowerThresholds:
+    power = config.power
+    return PowerThresholds(
+        low_percent=power.low_percent,
+        critical_percent=power.critical_percent,
+        hysteresis_percent=power.hysteresis_percent,
+        grace_seconds=power.grace_seconds,
+    )
 
 
 def _switch(name: str, setting: str, current: bool) -> bool:

@@ -27,7 +27,8 @@ class MatrixPin(MockPin):  # type: ignore[misc]
 
 
 class KeyMatrix:
-    """The keypad's contacts and the hook switch, pressed by tests or the terminal keyboard."""
+    """The keypad's contacts, function keys and hook switch, pressed by tests or the terminal
+    keyboard."""
 
     def __init__(self, factory: MockFactory, profile: HardwareProfile) -> None:
         self._factory = factory
@@ -36,6 +37,7 @@ class KeyMatrix:
         self._positions = {
             key: (r, c) for r, row in enumerate(profile.keypad.keys) for c, key in enumerate(row)
         }
+        self._buttons = dict(profile.keys)  # function keys on pins of their own
         self._hook = profile.hook
         self._pressed: set[tuple[int, int]] = set()
         self._lock = threading.RLock()
@@ -43,15 +45,23 @@ class KeyMatrix:
 
     @property
     def keys(self) -> list[str]:
-        return list(self._positions)
+        return [*self._positions, *self._buttons]
 
     def press(self, key: str) -> None:
+        """Close a key's contact: a matrix key joins its row and column, a function key pulls
+        its pin to ground."""
         with self._lock:
+            if key in self._buttons:
+                self._factory.pin(self._buttons[key]).drive_low()
+                return
             self._pressed.add(self._position(key))
             self.rows_changed()
 
     def release(self, key: str) -> None:
         with self._lock:
+            if key in self._buttons:
+                self._factory.pin(self._buttons[key]).drive_high()
+                return
             self._pressed.discard(self._position(key))
             self.rows_changed()
 

@@ -2,13 +2,23 @@
 
 The PyPI pjsua2 wheel has no sound device, so the bridge is clocked by pjsua's null device, and
 only while something needs it (a call or a tone): an idle phone runs no media clock at all.
-Until the handset backend exists, the audio ends are files: a WAV played as the microphone and
-the earpiece recorded per session (from the first tone or call to the last), so tests and users
-can hear what the phone heard.
+
+The audio ends depend on `[audio] backend`:
+
+* "alsa": the handset's sound card. A `SoundPort` (a pjsua2 AudioMediaPort) sits in the bridge;
+  on pjmedia's clock thread it takes each 20 ms microphone frame from a `DriftBuffer` that the
+  card's PortAudio stream fills, and hands each earpiece frame to another that the card plays
+  from (see `deskphone.audio.stream` for how they absorb the two clocks' drift). An optional
+  ringer device gets a port and a stream of its own; without one the phone rings through the
+  handset at `handset_ring_level`.
+* "files": a WAV played as the microphone and the earpiece recorded per session (from the first
+  tone or call to the last), so tests and users can hear what the phone heard.
+* "null": no audio ends at all.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from pathlib import Path
@@ -16,18 +26,21 @@ from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 
+from deskphone.audio.stream import DriftBuffer
 from deskphone.core.effects import ToneOutput
 from deskphone.core.events import CallId
 from deskphone.core.settings import VOLUME_DEFAULT, AudioOutput
 from deskphone.core.tones import Tone, ToneSegment
 
 if TYPE_CHECKING:
+    from deskphone.audio.devices import SoundDevices
     from deskphone.config import AudioConfig
 
 log = logging.getLogger(__name__)
 
 FULL_SCALE = 32767
 DBM0_TO_DBFS = 3.14  # G.711: a 0 dBm0 sine peaks 3.14 dB below digital full scale
+SAMPLE_BYTES = 2
 
 
 DB_PER_VOLUME_STEP = 3.0
@@ -62,18 +75,134 @@ def tone_desc(segment: ToneSegment, level_dbm0: float) -> pj.ToneDesc:
     return desc
 
 
-class MediaRouter:
-    """Owns every player, recorder and tone generator it creates; `close()` releases them all
-    before the stack destroys the library."""
+# -- frames across the SWIG boundary ---------------------------------------------------------
+#
+# A MediaFrame's samples live in a std::vector<unsigned char> (SWIG's ByteVector). SWIG's own
+# conversions go element by element: bytes(vector) costs ~150-290 us per 640-byte frame and
+# ByteVector(bytes) ~10-15 us, on the clock thread, 100 times a second. The vector's storage is
+# three pointers (begin, end, capacity end) in every libstdc++ since GCC 3.4 (an ABI promise), so
+# ctypes copies the samples in ~1-2 us. A self-test at import checks that layout against SWIG's
+# own conversion and falls back to SWIG if it does not hold (another C++ runtime).
 
-    def __init__(self, endpoint: pj.Endpoint, audio: AudioConfig, clock_rate: int) -> None:
+
+class _VectorLayout(ctypes.Structure):
+    _fields_ = (("begin", ctypes.c_void_p), ("end", ctypes.c_void_p), ("cap", ctypes.c_void_p))
+
+
+def _fast_read(vector: pj.ByteVector) -> bytes:
+    layout = _VectorLayout.from_address(int(vector.this))
+    if not layout.begin or not layout.end:
+        return b""
+    return ctypes.string_at(layout.begin, layout.end - layout.begin)
+
+
+def _fast_write(vector: pj.ByteVector, pcm: bytes) -> None:
+    if vector.size() != len(pcm):
+        vector.resize(len(pcm))
+    ctypes.memmove(_VectorLayout.from_address(int(vector.this)).begin, pcm, len(pcm))
+
+
+def _swig_read(vector: pj.ByteVector) -> bytes:
+    return bytes(vector)
+
+
+def _swig_write(vector: pj.ByteVector, pcm: bytes) -> None:
+    vector.swap(pj.ByteVector(pcm))
+
+
+def _fast_path_works() -> bool:
+    probe = bytes(range(256)) * 3
+    try:
+        vector = pj.ByteVector(probe)
+        if _fast_read(vector) != probe:
+            return False
+        target = pj.ByteVector()
+        _fast_write(target, probe[::-1])
+        return _swig_read(target) == probe[::-1]
+    except (AttributeError, TypeError, ValueError, OSError):
+        return False
+
+
+if _fast_path_works():
+    read_vector, write_vector = _fast_read, _fast_write
+else:  # pragma: no cover - only with a C++ runtime of another layout
+    log.warning("pjsua2 frames are copied the slow way (std::vector layout not recognised)")
+    read_vector, write_vector = _swig_read, _swig_write
+
+
+class SoundPort(pj.AudioMediaPort):  # type: ignore[misc]
+    """A sound device's end in the bridge. Its callbacks run on pjmedia's clock thread and only
+    copy a frame between the bridge and a `DriftBuffer`."""
+
+    def __init__(self, microphone: DriftBuffer | None, speaker: DriftBuffer) -> None:
+        super().__init__()
+        self._microphone = microphone
+        self._speaker = speaker
+        self._failed = False
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        """The bridge wants the next microphone frame."""
+        try:
+            if self._microphone is None:
+                frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
+                frame.size = 0
+                return
+            samples = frame.size // SAMPLE_BYTES
+            write_vector(frame.buf, self._microphone.read(samples))
+            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        except Exception:  # an exception must not reach pjmedia's clock thread
+            self._note_failure()
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        """The bridge hands over the next earpiece frame (silence when nothing plays)."""
+        try:
+            if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+                self._speaker.write(read_vector(frame.buf)[: frame.size])
+            else:
+                self._speaker.write(bytes(frame.size))
+        except Exception:  # an exception must not reach pjmedia's clock thread
+            self._note_failure()
+
+    def _note_failure(self) -> None:
+        if not self._failed:
+            self._failed = True
+            log.exception("sound port %s failed; its audio stops", self)
+
+
+def _pcm_format(clock_rate: int, frame_ms: int) -> pj.MediaFormatAudio:
+    fmt = pj.MediaFormatAudio()
+    fmt.init(pj.PJMEDIA_FORMAT_PCM, clock_rate, 1, frame_ms * 1000, 16)
+    return fmt
+
+
+class MediaRouter:
+    """Owns every player, recorder, port and tone generator it creates; `close()` releases them
+    all before the stack destroys the library."""
+
+    def __init__(
+        self,
+        endpoint: pj.Endpoint,
+        audio: AudioConfig,
+        clock_rate: int,
+        *,
+        sound: SoundDevices | None = None,
+        frame_ms: int = 20,
+    ) -> None:
+        if audio.backend == "alsa" and sound is None:
+            raise ValueError("[audio] backend 'alsa' needs the sound devices (none were given)")
         self._endpoint = endpoint
         self._audio = audio
         self._clock_rate = clock_rate
-        self._microphone: pj.AudioMediaPlayer | None = None
-        self._earpiece: pj.AudioMediaRecorder | None = None
+        self._frame_ms = frame_ms
+        self._sound = sound if audio.backend == "alsa" else None
+        self._microphone: pj.AudioMedia | None = None  # the source calls hear
+        self._earpiece: pj.AudioMedia | None = None  # the handset's sink (files: the recorder)
+        self._ringer: pj.AudioMedia | None = None  # a separate ringer device's sink, if any
+        self._buffers: tuple[DriftBuffer, DriftBuffer, DriftBuffer | None] | None = None
         self._tones: dict[ToneOutput, pj.ToneGenerator] = {}
+        self._tone_sinks: dict[ToneOutput, pj.AudioMedia] = {}
         self._calls: dict[CallId, pj.AudioMedia] = {}
+        self._call_sinks: dict[CallId, pj.AudioMedia] = {}
         self._muted = False
         self._route = AudioOutput.HANDSET
         self._volumes = {output: VOLUME_DEFAULT for output in AudioOutput}
@@ -82,26 +211,66 @@ class MediaRouter:
         self.last_recording: Path | None = None
 
     def start(self) -> None:
-        """Open the microphone source; the bridge stays unclocked until needed."""
+        """Make the microphone source (and the sound ports); the bridge stays unclocked."""
         self._endpoint.audDevManager().setNoDev()
+        self._conceal_losses()
         if self._audio.backend == "files" and self._audio.microphone_file:
             player = pj.AudioMediaPlayer()
             player.createPlayer(str(self._audio.microphone_file), 0)  # 0: loop
             self._microphone = player
+        elif self._sound is not None:
+            fmt = _pcm_format(self._clock_rate, self._frame_ms)
+            mic, ear = DriftBuffer(), DriftBuffer()
+            handset = SoundPort(mic, ear)
+            handset.createPort("handset", fmt)
+            self._microphone = self._earpiece = handset
+            ring = None
+            if self._audio.ringer_device:
+                ring = DriftBuffer()
+                ringer = SoundPort(None, ring)
+                ringer.createPort("ringer", fmt)
+                self._ringer = ringer
+            self._buffers = (mic, ear, ring)
+
+    def _conceal_losses(self) -> None:
+        """Packet-loss concealment on for every codec, so a lost packet is filled from the
+        speech around it rather than heard as a gap. It is pjmedia's default; set here so a
+        pjproject built with other defaults (the Pi's) behaves the same."""
+        for info in self._endpoint.codecEnum2():
+            codec = str(info.codecId)
+            try:
+                param = self._endpoint.codecGetParam(codec)
+                param.setting.plc = True
+                self._endpoint.codecSetParam(codec, param)
+            except pj.Error as err:
+                log.debug("codec %s keeps its loss concealment setting: %s", codec, err.reason)
 
     # -- calls -----------------------------------------------------------------------------
 
     def connect_call(self, handle: CallId, media: pj.AudioMedia) -> None:
+        """Join a call's audio (again, after a re-INVITE: the streams stay open meanwhile)."""
+        self._unwire(handle)
         self._calls[handle] = media
         self._update_clock()
         if self._microphone is not None and not self._muted:
             self._microphone.startTransmit(media)
-        if self._earpiece is not None:
-            media.startTransmit(self._earpiece)
+        self._join_voice(handle)
 
     def disconnect_call(self, handle: CallId) -> None:
-        if self._calls.pop(handle, None) is not None:
+        if self._unwire(handle):
             self._update_clock()
+
+    def _unwire(self, handle: CallId) -> bool:
+        """Undo a call's connections; False if it had none."""
+        media = self._calls.pop(handle, None)
+        if media is None:
+            return False
+        sink = self._call_sinks.pop(handle, None)
+        if sink is not None:
+            _quietly(media.stopTransmit, sink)
+        if self._microphone is not None:
+            _quietly(self._microphone.stopTransmit, media)
+        return True
 
     def set_mute(self, muted: bool) -> None:
         self._muted = muted
@@ -115,24 +284,70 @@ class MediaRouter:
 
     def set_volume(self, output: AudioOutput, level: int) -> None:
         self._volumes[output] = level
-        self._apply_voice_volume()
+        self._apply_levels()
 
     def set_route(self, output: AudioOutput) -> None:
-        """The voice path's device. The file backends have one earpiece for both routes; the
-        route still picks which volume applies to it."""
+        """The voice path's device: the speaker route uses the ringer device (the phone's
+        loudspeaker) when there is one, else the handset's; either way it has its own volume."""
         self._route = output
-        self._apply_voice_volume()
+        for handle in list(self._call_sinks):
+            self._join_voice(handle)
+        if ToneOutput.VOICE in self._tones:
+            self._join_tone(ToneOutput.VOICE)
+        self._apply_levels()
 
-    def _apply_voice_volume(self) -> None:
-        if self._earpiece is not None:
-            self._earpiece.adjustRxLevel(volume_gain(self._volumes[self._route]))
+    def _voice_sink(self) -> pj.AudioMedia | None:
+        if self._route is AudioOutput.SPEAKER and self._ringer_present:
+            return self._ringer
+        return self._earpiece
+
+    def _ring_sink(self) -> pj.AudioMedia | None:
+        if self._sound is None:
+            return None  # the files and null backends have no ringer to sound
+        return self._ringer if self._ringer_present else self._earpiece
+
+    @property
+    def _ringer_present(self) -> bool:
+        return (
+            self._ringer is not None and self._sound is not None and self._sound.ringer is not None
+        )
+
+    def _join_voice(self, handle: CallId) -> None:
+        """Connect a call's audio to the voice sink of the current route (once)."""
+        media = self._calls[handle]
+        sink = self._voice_sink()
+        old = self._call_sinks.get(handle)
+        if old is sink:
+            return
+        if old is not None:
+            _quietly(media.stopTransmit, old)
+            del self._call_sinks[handle]
+        if sink is not None:
+            media.startTransmit(sink)
+            self._call_sinks[handle] = sink
+
+    def _apply_levels(self) -> None:
+        """Each sink's level: the ring level while it rings, else the volume of its use."""
+        ringing = self._tone_sinks.get(ToneOutput.RINGER)
+        voice = self._voice_sink()
+        for sink in [s for s in (self._earpiece, self._ringer) if s is not None]:
+            if ringing is sink:
+                if sink is self._ringer:
+                    level = self._volumes[AudioOutput.RINGER]
+                else:
+                    level = self._audio.handset_ring_level
+            elif sink is voice:
+                level = self._volumes[self._route]
+            else:
+                level = self._volumes[AudioOutput.HANDSET]
+            sink.adjustRxLevel(volume_gain(level))
 
     # -- tones -----------------------------------------------------------------------------
 
     def play_tone(self, tone: Tone, output: ToneOutput) -> None:
         self.stop_tone(output)
-        if output is ToneOutput.RINGER:
-            return  # the files and null backends have no ringer to sound
+        if output is ToneOutput.RINGER and self._ring_sink() is None:
+            return
         generator = pj.ToneGenerator()
         generator.createToneGenerator(self._clock_rate, 1)
         descs = pj.ToneDescVector()
@@ -140,14 +355,29 @@ class MediaRouter:
             descs.append(tone_desc(segment, tone.level_dbm0))
         self._tones[output] = generator
         self._update_clock()
-        if self._earpiece is not None:
-            generator.startTransmit(self._earpiece)
+        if output not in self._tones:
+            return  # the sound device failed to open: nothing to play on
+        self._join_tone(output)
         generator.play(descs, tone.repeat)
+
+    def _join_tone(self, output: ToneOutput) -> None:
+        generator = self._tones[output]
+        sink = self._ring_sink() if output is ToneOutput.RINGER else self._voice_sink()
+        old = self._tone_sinks.pop(output, None)
+        if old is not None and old is not sink:
+            _quietly(generator.stopTransmit, old)
+        if sink is not None:
+            if old is not sink:
+                generator.startTransmit(sink)
+            self._tone_sinks[output] = sink
+        self._apply_levels()
 
     def stop_tone(self, output: ToneOutput) -> None:
         generator = self._tones.pop(output, None)
         if generator is not None:
             generator.stop()
+            self._tone_sinks.pop(output, None)
+            self._apply_levels()
             self._update_clock()
 
     # -- lifetime --------------------------------------------------------------------------
@@ -156,23 +386,57 @@ class MediaRouter:
         """Release every pjsua2 object this router made; the library must still be alive."""
         for output in list(self._tones):
             self.stop_tone(output)
-        self._calls.clear()
+        for handle in list(self._calls):
+            self.disconnect_call(handle)
         self._update_clock()
-        self._microphone = None
+        self._microphone = self._earpiece = self._ringer = None
 
     def _update_clock(self) -> None:
-        """Run the bridge (and the earpiece recording) only while a call or tone needs it."""
+        """Run the bridge (and the sound streams or earpiece recording) only while a call or
+        tone needs it."""
         needed = bool(self._calls or self._tones)
         if needed and not self._clock_running:
+            if not self._open_ends():
+                self._tones.clear()
+                self._tone_sinks.clear()
+                return
             self._endpoint.audDevManager().setNullDev()
             self._clock_running = True
-            self._open_earpiece()
+            self._apply_levels()
         elif not needed and self._clock_running:
-            self._earpiece = None  # destroying the recorder completes the WAV header
             self._endpoint.audDevManager().setNoDev()
             self._clock_running = False
+            self._close_ends()
 
-    def _open_earpiece(self) -> None:
+    def _open_ends(self) -> bool:
+        """Open what the bridge will talk to: False if the sound device could not be opened
+        (the device layer has told the core the handset is missing)."""
+        if self._sound is not None and self._buffers is not None:
+            mic, ear, ring = self._buffers
+            for buffer in (mic, ear, ring):
+                if buffer is not None:
+                    buffer.clear()
+            return self._sound.open_session(mic, ear, ring if self._ringer is not None else None)
+        self._open_recording()
+        return True
+
+    def _close_ends(self) -> None:
+        if self._sound is not None:
+            self._sound.close_session()
+            for name, stats in self.buffer_stats.items():
+                log.info("sound session over: %s %s", name, stats)
+        elif self._audio.backend == "files":
+            self._earpiece = None  # destroying the recorder completes the WAV header
+
+    @property
+    def buffer_stats(self) -> dict[str, object]:
+        """How the sound buffers fare (alsa backend): for tests, benchmarks and `status`."""
+        if self._buffers is None:
+            return {}
+        names = ("microphone", "earpiece", "ringer")
+        return {n: b.stats for n, b in zip(names, self._buffers, strict=True) if b is not None}
+
+    def _open_recording(self) -> None:
         directory = self._audio.recordings_dir
         if self._audio.backend != "files" or directory is None:
             return
@@ -188,4 +452,11 @@ class MediaRouter:
             return
         self._earpiece = recorder
         self.last_recording = path
-        self._apply_voice_volume()
+
+
+def _quietly(stop: object, sink: pj.AudioMedia) -> None:
+    """Undo a connection that may already be gone with its port (a call that ended)."""
+    try:
+        stop(sink)  # type: ignore[operator]
+    except pj.Error as err:
+        log.debug("media: %s", err.reason)

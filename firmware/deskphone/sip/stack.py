@@ -61,12 +61,14 @@ from deskphone.sip.media import MediaRouter
 from deskphone.sip.uri import parse_peer, server_uri, target_uri
 
 if TYPE_CHECKING:
+    from deskphone.audio.devices import SoundDevices
     from deskphone.config import AccountConfig, Config
 
 log = logging.getLogger(__name__)
 pjsip_log = logging.getLogger("deskphone.pjsip")
 
 CLOCK_RATE = 16000  # wideband end to end, for G.722
+BRIDGE_FRAME_MS = 20  # the conference bridge's tick
 PUMP_WAIT_MS = 1000  # the pump's longest sleep; pjsip timers and packets wake it sooner
 WAKE_DATAGRAM = b"\r\n\r\n"  # a SIP keep-alive: pjsip accepts and ignores it
 DTMF_DURATION_MS = 160
@@ -135,10 +137,12 @@ class SipStack:
         config: Config,
         loop: asyncio.AbstractEventLoop,
         dispatch: Callable[[Event], None],
+        sound: SoundDevices | None = None,
     ) -> None:
         self._config = config
         self._loop = loop
         self._dispatch = dispatch
+        self._sound = sound  # the handset's sound devices ([audio] backend "alsa")
         self._endpoint: pj.Endpoint | None = None
         self._log_writer = _LogWriter()
         self._transports: dict[str, int] = {}
@@ -171,7 +175,9 @@ class SipStack:
         self._create_transports(endpoint)
         self._set_codec_order(endpoint)
         endpoint.libStart()
-        self._media = MediaRouter(endpoint, self._config.audio, CLOCK_RATE)
+        self._media = MediaRouter(
+            endpoint, self._config.audio, CLOCK_RATE, sound=self._sound, frame_ms=BRIDGE_FRAME_MS
+        )
         self._media.start()
         self._pump_stop.clear()
         self._pump = threading.Thread(target=self._run_pump, name="sip-events", daemon=True)
@@ -186,8 +192,7 @@ class SipStack:
         if self._endpoint is None:
             return
         deadline = time.monotonic() + timeout
-        for call in self._live_calls():
-            self._hang_up(call, 0)
+        self._hang_up_all()
         self._wake_pump()
         await asyncio.gather(
             *(self._unregister(a, deadline) for a in self._accounts if a is not None),
@@ -196,10 +201,7 @@ class SipStack:
         if self._media is not None:
             self._media.close()
             self._media = None
-        for account in self._accounts:
-            if account is not None:
-                account.shutdown()
-        self._accounts.clear()
+        self._delete_accounts()
         with self._calls_lock:
             self._calls.clear()
         await self._stop_pump()
@@ -267,10 +269,23 @@ class SipStack:
         media.clockRate = CLOCK_RATE
         media.sndClockRate = CLOCK_RATE
         media.channelCount = 1
-        media.audioFramePtime = 20
+        # The bridge ticks every 20 ms, as RTP's packets: a 10 ms tick, tried, made every
+        # Python callback twice as frequent and the handset's latency longer, not shorter.
+        media.audioFramePtime = BRIDGE_FRAME_MS
         media.ptime = 20
         media.noVad = True  # a desk phone sends steady RTP; comfort noise brings nothing here
-        media.ecTailLen = 0  # no acoustic path in the file backends
+        # pjsua's echo canceller sits on its own sound-device port, here the null device that
+        # clocks the bridge; the handset's audio enters through a port of ours and never
+        # passes it, so a tail would only cost CPU. See README, "Handset audio".
+        media.ecTailLen = 0
+        # Jitter buffer (ms), adaptive with pjmedia's progressive discard: start at three
+        # frames and never below two (a single frame of prefetch lost packets that arrived
+        # 40 +- 10 ms late: see bench/audio.py), grow to 300 ms for a bad path, never hold
+        # more than 500 ms.
+        media.jbInit = 60
+        media.jbMinPre = 40
+        media.jbMaxPre = 300
+        media.jbMax = 500
         media.hasIoqueue = False  # RTP shares the SIP ioqueue, so one pump serves both
         media.threadCnt = 0
         return config
@@ -305,6 +320,11 @@ class SipStack:
         if self._wake_address is None:
             raise SipError("SIP stack not started")
         return self._wake_address[1]
+
+    @property
+    def audio_buffer_stats(self) -> dict[str, object]:
+        """How the sound card's drift buffers fare (alsa backend), by direction."""
+        return self._media.buffer_stats if self._media is not None else {}
 
     @property
     def last_recording(self) -> Path | None:
@@ -356,6 +376,47 @@ class SipStack:
         phone_account = PhoneAccount(self, index)
         phone_account.create(config)
         return phone_account
+
+    def replace_accounts(self, config: Config) -> None:
+        """Swap in the accounts of a reloaded config while no call is up (`SipError` if one is,
+        or if they need a transport the stack did not open). Deleting an account un-REGISTERs
+        it; the new ones register when the core says so."""
+        if self._live_calls():
+            raise SipError("accounts cannot change during a call")
+        missing = {a.transport for a in config.accounts if a.enabled} - set(self._transports)
+        if missing:
+            raise SipError(f"the {', '.join(sorted(missing))} transport opens only at a restart")
+        self._delete_accounts()
+        self._config = config
+        for index, settings in enumerate(config.accounts):
+            self._accounts.append(
+                self._create_account(index, settings) if settings.enabled else None
+            )
+        self._wake_pump()
+
+    def _hang_up_all(self) -> None:
+        """Hang up every call. A method of its own so no local keeps a call object alive past
+        `libDestroy` (freed later, a pjsua2 Call asserts on its stale id and aborts)."""
+        for call in self._live_calls():
+            self._hang_up(call, 0)
+
+    def _delete_accounts(self) -> None:
+        """Delete every account, and let go of the objects before returning: pjsua reuses the
+        ids, and a pjsua2 Account freed later would delete whichever account then has its id."""
+        for account in self._accounts:
+            if account is not None:
+                account.shutdown()
+        self._accounts.clear()
+
+    @property
+    def calls_active(self) -> bool:
+        """The stack still holds a call (its last events may trail the phone's own)."""
+        return bool(self._live_calls())
+
+    @property
+    def healthy(self) -> bool:
+        """False when the stack runs but its event thread died (the watchdog then stops)."""
+        return self._endpoint is None or (self._pump is not None and self._pump.is_alive())
 
     # -- effects ---------------------------------------------------------------------------
 

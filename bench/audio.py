@@ -1,0 +1,566 @@
+"""Handset audio: the latency the phone adds each way, and speech quality on a bad network.
+
+    python -m bench.audio [--runs N] [--quick]      (or as part of `python -m bench`)
+
+Everything runs in a network namespace of its own (tests/rig/impair.py), on its loopback: the
+phone as a daemon (`deskphone run`, alsa backend) on the rig's PulseAudio handset, Kamailio,
+baresip far ends, and iptables/NFQUEUE rules that impair only their RTP.
+
+Latency (PCMU, clean network). The benchmark plays a click into the handset's microphone and
+records the earpiece through PortAudio streams of its own, whose timestamps say when a sample
+entered or left the sound device; a packet socket on the loopback timestamps every RTP packet
+(kernel time). Microphone -> wire is the click's age when its packet leaves, less the wait for
+the rest of its 20 ms packet (which any 20 ms phone has); wire -> earpiece is the click's time
+at the earpiece less the time its packet arrived (and its place in the packet).
+
+Quality (G.722). Speech both ways through the phone, then the same speech between two
+baresips over the same impaired path in the same run: PESQ P.862.2 (wideband) of what each end
+heard, clean, and at 0, 3 and 10 % loss with 40 +- 10 ms jitter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import Figure, markdown_table, summary
+from tests.harness import phone_config_text
+from tests.rig import wait_until
+from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
+from tests.rig.impair import Impairment, in_new_namespace, inside_namespace
+from tests.rig.kamailio import Kamailio
+from tests.rig.pulse import (
+    EAR_SINK,
+    EARPIECE_TAP_PCM,
+    HANDSET_PCM,
+    MIC_FEED_PCM,
+    PulseRig,
+    speech_wav,
+)
+from tests.rig.quality import pesq_mos
+from tests.rig.signals import read_wav, write_wav
+
+RATE = 16000
+SETTLE = 2.0  # seconds after the answer before speech: the buffers settle
+SPEECH_SECONDS = 8.0
+FAR_TEXT = (
+    "The quick brown fox jumps over the lazy dog. A large fawn jumped quickly over white "
+    "zinc boxes."
+)
+NEAR_TEXT = (
+    "Every good boy deserves fudge. She sells sea shells by the sea shore, and the shells "
+    "she sells are sea shells."
+)
+CONDITIONS: tuple[tuple[str, float, float], ...] = (
+    ("clean", 0.0, 0.0),  # (name, loss, jitter on): no impairment at all
+    ("0 % loss", 0.0, 1.0),
+    ("3 % loss", 0.03, 1.0),
+    ("10 % loss", 0.10, 1.0),
+)
+DELAY_MS, JITTER_MS = 40.0, 10.0
+CLICK_EVERY = 1.0  # seconds between clicks
+CLICKS = 8
+LATENCY_TARGET_MS = 60.0
+PESQ_WB_TARGET = 4.0
+RTP_LOW, RTP_HIGH = 10000, 19999  # the baresip far ends' RTP ports
+PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = 35
+
+
+# -- the phone as a daemon ---------------------------------------------------------------
+
+
+class PhoneDaemon:
+    """`deskphone run` on the rig's handset, driven over its control socket."""
+
+    def __init__(self, workdir: Path, kamailio: Kamailio, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "deskphone.toml"
+        config.write_text(
+            phone_config_text(
+                kamailio.port,
+                "1001",
+                kamailio.users["1001"],
+                workdir=workdir,
+                codecs=("G722", "PCMU"),
+                audio_backend="alsa",
+                audio_extra=f'handset_device = "{HANDSET_PCM}"',
+            ).replace('log_level = "debug"', 'log_level = "info"')
+        )
+        self.socket = workdir / "control.sock"
+        self.log = open(workdir / "deskphone.log", "wb")  # noqa: SIM115 - closed in stop
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deskphone", "run", "--config", str(config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        wait_until(lambda: self.socket.exists(), 15, "the phone's control socket")
+        wait_until(
+            lambda: self.status()["registrations"][0]["state"] == "registered",
+            15,
+            "the phone to register",
+        )
+
+    def control(self, *args: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-m", "deskphone", *args, "--socket", str(self.socket), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return json.loads(out.stdout) if out.stdout.strip().startswith("{") else {}
+
+    def status(self) -> dict[str, Any]:
+        return self.control("status")
+
+    def call(self, target: str) -> None:
+        self.control("dial", target)
+        wait_until(
+            lambda: (call := self.status().get("call")) is not None and call["connected"],
+            10,
+            f"the call to {target}",
+        )
+
+    def hang_up(self) -> None:
+        self.control("hangup")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# -- RTP on the wire ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RtpPacket:
+    time: float  # monotonic, from the kernel's timestamp
+    source_port: int
+    dest_port: int
+    payload_type: int
+    samples: np.ndarray  # decoded (PCMU) or empty
+
+
+def _ulaw_table() -> np.ndarray:
+    codes = np.arange(256, dtype=np.int32) ^ 0xFF
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = ((mantissa << 3) + 0x84) << exponent
+    linear = np.where(sign != 0, 0x84 - magnitude, magnitude - 0x84)
+    return (linear / 32768.0).astype(np.float32)
+
+
+ULAW = _ulaw_table()
+
+
+class RtpSniffer(threading.Thread):
+    """Every RTP packet leaving a socket on this namespace's loopback, kernel-timestamped."""
+
+    def __init__(self) -> None:
+        super().__init__(name="rtp-sniffer", daemon=True)
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self._sock.bind(("lo", 0))
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._sock.settimeout(0.2)
+        self._done = threading.Event()
+        self._offset = time.time() - time.monotonic()
+        self.packets: list[RtpPacket] = []
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            try:
+                data, ancillary, _flags, address = self._sock.recvmsg(65535, 64)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if address[2] != PACKET_OUTGOING or len(data) < 14 + 20 + 8 + 12:
+                continue
+            stamp = time.time()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = struct.unpack("qq", value[:16])
+                    stamp = seconds + nanoseconds / 1e9
+            packet = self._parse(data, stamp - self._offset)
+            if packet is not None:
+                self.packets.append(packet)
+
+    @staticmethod
+    def _parse(frame: bytes, when: float) -> RtpPacket | None:
+        ip = frame[14:]
+        if ip[0] >> 4 != 4 or ip[9] != 17:
+            return None
+        header = (ip[0] & 0x0F) * 4
+        source, dest = struct.unpack("!HH", ip[header : header + 4])
+        rtp = ip[header + 8 :]
+        if len(rtp) < 12 or rtp[0] >> 6 != 2:
+            return None
+        payload_type = rtp[1] & 0x7F
+        body = rtp[12 + 4 * (rtp[0] & 0x0F) :]
+        samples = ULAW[np.frombuffer(body, dtype=np.uint8)] if payload_type == 0 else np.empty(0)
+        return RtpPacket(when, source, dest, payload_type, samples)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(2)
+        self._sock.close()
+
+
+def far_end_port(port: int) -> bool:
+    return RTP_LOW <= port <= RTP_HIGH
+
+
+# -- the benchmark's own ends of the handset ----------------------------------------------
+
+
+class HandsetProbe:
+    """PortAudio streams of the benchmark: clicks into the handset's microphone at known
+    times, and the earpiece recorded with the time of each sample."""
+
+    def __init__(self) -> None:
+        import pyaudio
+
+        self._pa = pyaudio.PyAudio()
+        names = {
+            self._pa.get_device_info_by_index(i)["name"]: i
+            for i in range(self._pa.get_device_count())
+        }
+        self._offsets: list[float] = []
+        self.click_times: list[float] = []  # monotonic time each click entered the device
+        self.earpiece: list[tuple[float, bytes]] = []  # (monotonic time of first sample, pcm)
+        self._frames_played = 0
+        self._click = (0.6 * np.sin(2 * np.pi * 1000 * np.arange(32) / RATE) * 32767).astype("<i2")
+        self._playing = False
+        self._continue = pyaudio.paContinue
+        self._out = self._pa.open(
+            rate=RATE,
+            channels=1,
+            format=pyaudio.paInt16,
+            output=True,
+            output_device_index=names[MIC_FEED_PCM],
+            frames_per_buffer=160,
+            stream_callback=self._play,
+        )
+        self._in = self._pa.open(
+            rate=RATE,
+            channels=1,
+            format=pyaudio.paInt16,
+            input=True,
+            input_device_index=names[EARPIECE_TAP_PCM],
+            frames_per_buffer=160,
+            stream_callback=self._record,
+        )
+
+    def _to_monotonic(self, info: dict[str, float], stream_time: float) -> float:
+        self._offsets.append(time.monotonic() - info["current_time"])
+        offsets = self._offsets[-200:]
+        return stream_time + sorted(offsets)[len(offsets) // 2]
+
+    def _play(self, _data: Any, frames: int, info: dict[str, float], _status: int) -> Any:
+        out = np.zeros(frames, dtype="<i2")
+        period = int(CLICK_EVERY * RATE)
+        start = self._frames_played
+        if self._playing:
+            first = -start % period
+            for offset in range(first, frames, period):
+                end = min(frames, offset + len(self._click))
+                out[offset:end] = self._click[: end - offset]
+                when = info["output_buffer_dac_time"] + offset / RATE
+                self.click_times.append(self._to_monotonic(info, when))
+        self._frames_played += frames
+        return out.tobytes(), self._continue
+
+    def _record(self, data: bytes, frames: int, info: dict[str, float], _status: int) -> Any:
+        self.earpiece.append((self._to_monotonic(info, info["input_buffer_adc_time"]), data))
+        return None, self._continue
+
+    def start_clicks(self) -> None:
+        self._frames_played = 0
+        self._playing = True
+
+    def stop_clicks(self) -> None:
+        self._playing = False
+
+    def close(self) -> None:
+        for stream in (self._out, self._in):
+            stream.close()
+        self._pa.terminate()
+
+
+def onset(samples: np.ndarray, threshold: float = 0.2) -> int | None:
+    hits = np.flatnonzero(np.abs(samples) >= threshold)
+    return int(hits[0]) if len(hits) else None
+
+
+def microphone_latencies(clicks: list[float], packets: list[RtpPacket]) -> list[float]:
+    """For each click: its packet's departure less the click's entry, less the packet wait."""
+    outgoing = [p for p in packets if p.payload_type == 0 and far_end_port(p.dest_port)]
+    found = []
+    for click in clicks:
+        for packet in outgoing:
+            if packet.time < click:
+                continue
+            index = onset(packet.samples)
+            if index is not None:
+                wait = (len(packet.samples) - index) / 8000
+                found.append((packet.time - click - wait) * 1000)
+                break
+            if packet.time > click + 0.5:
+                break
+    return found
+
+
+def earpiece_latencies(
+    packets: list[RtpPacket], earpiece: list[tuple[float, bytes]]
+) -> list[float]:
+    """For each click the far end sent: when the earpiece played it, less its packet's
+    arrival and its place in the packet."""
+    incoming = [p for p in packets if p.payload_type == 0 and far_end_port(p.source_port)]
+    heard = []
+    for when, pcm in earpiece:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+        index = onset(samples, 0.1)
+        if index is not None:
+            heard.append(when + index / RATE)
+    found = []
+    last_sent = -1.0
+    for packet in incoming:
+        index = onset(packet.samples)
+        if index is None or packet.time - last_sent < 0.5:
+            continue
+        last_sent = packet.time
+        ideal = packet.time + index / 8000
+        after = [t for t in heard if ideal - 0.005 <= t <= ideal + 0.5]
+        if after:
+            found.append((after[0] - ideal) * 1000)
+    return found
+
+
+def clicks_wav(path: Path, rate: int = 8000) -> Path:
+    out = np.zeros(int(rate * (SETTLE + CLICKS * CLICK_EVERY + 5)), dtype=np.float32)
+    burst = 0.6 * np.sin(2 * np.pi * 1000 * np.arange(rate // 500) / rate)
+    for k in range(CLICKS + 4):
+        start = int((SETTLE + 0.5 + k * CLICK_EVERY) * rate)
+        out[start : start + len(burst)] = burst
+    return write_wav(path, out, rate)
+
+
+def padded(path: Path, speech: np.ndarray, rate: int, lead: float) -> Path:
+    silence = np.zeros(int(lead * rate), dtype=np.float32)
+    return write_wav(path, np.concatenate([silence, speech, silence, silence]), rate)
+
+
+# -- the runs ----------------------------------------------------------------------------
+
+
+def measure(workdir: Path, runs: int) -> dict[str, Any]:
+    """Inside the namespace: every figure, as plain data."""
+    results: dict[str, Any] = {"latency": {}, "pesq": {}}
+    far_speech, _ = read_wav(speech_wav(workdir / "far.wav", FAR_TEXT, RATE, SPEECH_SECONDS))
+    near_speech, _ = read_wav(speech_wav(workdir / "near.wav", NEAR_TEXT, RATE, SPEECH_SECONDS))
+    with PulseRig(workdir) as pulse, Kamailio(workdir / "kamailio") as kamailio:
+        os.environ.update(pulse.environ())
+        env = dict(os.environ)
+        far_wav = padded(workdir / "far-call.wav", far_speech, RATE, SETTLE)
+        near_wav = padded(workdir / "near-call.wav", near_speech, RATE, SETTLE)
+        mic_wav = padded(workdir / "mic.wav", near_speech, RATE, 0.2)
+        far = Baresip(workdir, "1002", kamailio.users["1002"], kamailio, audio_source=far_wav,
+                      codecs=["G722"])  # fmt: skip
+        reference = Baresip(workdir, "1003", kamailio.users["1003"], kamailio,
+                            audio_source=near_wav, codecs=["G722"])  # fmt: skip
+        clicks = clicks_wav(workdir / "clicks.wav")
+        clicker = Baresip(workdir, "1004", kamailio.users["1004"], kamailio,
+                          audio_source=clicks, codecs=["PCMU"])  # fmt: skip
+        impairment = Impairment().start()
+        phone: PhoneDaemon | None = None
+        try:
+            for ua in (far, reference, clicker):
+                ua.start()
+            phone = PhoneDaemon(workdir / "phone", kamailio, env)
+            results["latency"] = latency_runs(phone, clicker, runs)
+            for name, loss, jitter in CONDITIONS:
+                impairment.set(loss, DELAY_MS * jitter, JITTER_MS * jitter)
+                scores: dict[str, list[float]] = {
+                    k: [] for k in ("phone heard", "phone sent", "baresip heard", "baresip sent")
+                }
+                for _ in range(runs):
+                    heard, sent = phone_call(phone, pulse, far, mic_wav, workdir)
+                    scores["phone heard"].append(
+                        pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")
+                    )
+                    scores["phone sent"].append(pesq_mos(near_speech, RATE, sent[0], sent[1], "wb"))
+                    heard, sent = reference_call(reference, far)
+                    scores["baresip heard"].append(
+                        pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")
+                    )
+                    scores["baresip sent"].append(
+                        pesq_mos(near_speech, RATE, sent[0], sent[1], "wb")
+                    )
+                results["pesq"][name] = scores
+                print(f"bench.audio: {name}: {json.dumps(scores)}", file=sys.stderr)
+        finally:
+            impairment.close()
+            if phone is not None:
+                phone.stop()
+            for ua in (far, reference, clicker):
+                ua.stop()
+    return results
+
+
+def latency_runs(phone: PhoneDaemon, clicker: Baresip, runs: int) -> dict[str, list[float]]:
+    microphone: list[float] = []
+    earpiece: list[float] = []
+    probe = HandsetProbe()
+    try:
+        for _ in range(runs):
+            sniffer = RtpSniffer()
+            sniffer.start()
+            phone.call("1004")
+            time.sleep(SETTLE)
+            probe.earpiece.clear()
+            probe.click_times.clear()
+            probe.start_clicks()
+            time.sleep(CLICKS * CLICK_EVERY)
+            probe.stop_clicks()
+            phone.hang_up()
+            clicker.wait_event(CALL_CLOSED, since=len(clicker.events()) - 1)
+            sniffer.stop()
+            microphone += microphone_latencies(probe.click_times, sniffer.packets)
+            earpiece += earpiece_latencies(sniffer.packets, probe.earpiece)
+            wait_until(lambda: phone.status()["state"] in ("idle", "ended"), 5, "idle")
+            time.sleep(1.5)
+    finally:
+        probe.close()
+    return {"microphone": microphone, "earpiece": earpiece}
+
+
+def phone_call(
+    phone: PhoneDaemon, pulse: PulseRig, far: Baresip, mic_wav: Path, workdir: Path
+) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+    """A call from the phone to `far`; (what the earpiece heard, what the far end got)."""
+    recording = workdir / f"earpiece-{time.monotonic_ns()}.wav"
+    recorder = pulse.record(EAR_SINK, recording)
+    closed = len(far.events())
+    phone.call("1002")
+    time.sleep(SETTLE)
+    microphone = pulse.play_into_microphone(mic_wav)
+    time.sleep(SPEECH_SECONDS + 1.5)
+    phone.hang_up()
+    far.wait_event(CALL_CLOSED, since=closed)
+    PulseRig.finish(microphone)
+    PulseRig.finish(recorder)
+    wait_until(lambda: phone.status()["state"] in ("idle", "ended"), 5, "the phone to hang up")
+    time.sleep(1.2)  # baresip names its recordings by the second
+    return read_wav(recording), read_wav(far.last_received_wav())
+
+
+def reference_call(
+    caller: Baresip, far: Baresip
+) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+    """The same call between two baresips: (what the caller heard, what the far end got)."""
+    closed = len(far.events())
+    caller.dial(far.sip_uri)
+    far.wait_event(CALL_ESTABLISHED, since=closed)
+    time.sleep(SETTLE + SPEECH_SECONDS + 1.5)
+    caller.hangup()
+    far.wait_event(CALL_CLOSED, since=closed)
+    time.sleep(1.2)
+    return read_wav(caller.last_received_wav()), read_wav(far.last_received_wav())
+
+
+# -- figures -----------------------------------------------------------------------------
+
+
+def figures(results: dict[str, Any]) -> list[Figure]:
+    rows = []
+    latency = results["latency"]
+    mic, ear = latency["microphone"], latency["earpiece"]
+    for name, values in (("microphone -> wire", mic), ("wire -> earpiece", ear)):
+        rows.append(Figure(f"audio: added latency, {name}", "ms", summary(values, "ms")))
+    if mic and ear:
+        total = summary([float(np.median(mic) + np.median(ear))], "ms")
+        row = Figure("audio: added latency, both ways", "ms", total)
+        row.target = f"<= {LATENCY_TARGET_MS:g} ms"
+        row.met = total["median"] <= LATENCY_TARGET_MS
+        rows.append(row)
+    for condition, scores in results["pesq"].items():
+        for ours, theirs, what in (
+            ("phone heard", "baresip heard", "far end -> earpiece"),
+            ("phone sent", "baresip sent", "microphone -> far end"),
+        ):
+            row = Figure(
+                f"audio: PESQ WB {what}, {condition}",
+                "MOS",
+                summary(scores[ours], "MOS"),
+                summary(scores[theirs], "MOS"),
+            )
+            checks = [row.deskphone["median"] >= row.baresip["median"]] if row.baresip else []
+            row.target = ">= baresip"
+            if condition == "clean":
+                row.target = f">= {PESQ_WB_TARGET:g}; >= baresip"
+                checks.append(row.deskphone["median"] >= PESQ_WB_TARGET)
+            row.met = all(checks)
+            rows.append(row)
+    return rows
+
+
+def run(runs: int, workdir: Path, quick: bool = False) -> list[Figure]:
+    """For `python -m bench`: measure in a fresh namespace, return the figures."""
+    out = workdir / "audio-results.json"
+    argv = [sys.executable, "-m", "bench.audio", "--inside", "--runs", str(1 if quick else runs),
+            "--workdir", str(workdir / "audio"), "--out", str(out)]  # fmt: skip
+    code = in_new_namespace(argv)
+    if code != 0 or not out.exists():
+        raise RuntimeError(f"bench.audio failed in its namespace (exit {code})")
+    return figures(json.loads(out.read_text()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.audio", description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.inside:
+        if not inside_namespace():
+            print("bench.audio: --inside only in the benchmark's namespace", file=sys.stderr)
+            return 2
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(measure(args.workdir, args.runs)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="deskphone-bench-audio-") as tmp:
+        rows = run(args.runs, Path(tmp), args.quick)
+    from bench.common import write_results
+
+    print(markdown_table(rows))
+    path = write_results("audio", {row.name: row.__dict__ for row in rows})
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Sound-card streams and the drift-safe buffers that join them to the conference bridge.
+
+Two clocks meet here: pjsua's conference bridge ticks on the system clock (its null device),
+the sound card on its own crystal. They never agree exactly (a USB handset is off by up to a
+few hundred ppm), so a plain FIFO between them would slowly fill (latency grows without end) or
+run dry (a click every few seconds). `DriftBuffer` keeps the FIFO's mean level inside a small
+band by slipping single samples: when the level sits above the band for a whole window it drops
+one sample per read, when it sits below it repeats one. One sample in 160 or 320 is inaudible
+in speech, and one per read corrects up to 1/frame of clock error (6250 ppm for 10 ms reads),
+far beyond any real crystal. Nothing is resampled, so the work per frame is a few
+slices of a bytearray: Python on the audio path only copies frames.
+
+The streams are PortAudio callback streams (PyAudio) opened only while the bridge runs, so an
+idle phone holds no sound device open and runs no audio thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deskphone.errors import HardwareError
+
+if TYPE_CHECKING:
+    import pyaudio
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # wideband end to end (G.722), the bridge's own rate
+SAMPLE_BYTES = 2  # signed 16-bit, mono
+PERIOD_FRAMES = 160  # 10 ms per sound-card callback: short, so little waits in the buffers
+WINDOW_SECONDS = 0.5  # the level is judged over this long
+MARGIN_MS = 4.0  # kept in hand at the emptiest phase, for the callbacks' jitter ...
+MARGIN_STEP_MS = 4.0  # ... grown by this after each underrun (a loaded machine) ...
+MARGIN_MAX_MS = 40.0  # ... up to this ...
+MARGIN_RELAX_SECONDS = 30.0  # ... and shrunk by a step after this long without one
+BAND_MS = 8.0  # how far above its target the level may wander before samples are slipped
+RESYNC_MS = 4.0  # further above the band for two windows (a start, a stall): skip back
+CAPACITY_MS = 200.0  # beyond this the oldest audio is thrown away (a consumer that stopped)
+
+
+def ms_to_samples(ms: float, rate: int = SAMPLE_RATE) -> int:
+    return round(ms * rate / 1000)
+
+
+class AudioStreamError(HardwareError):
+    """A sound device could not be opened or failed while streaming."""
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    """How a `DriftBuffer` has fared: what tests and benchmarks read to see drift absorbed."""
+
+    level: float  # the fill averaged over the last full window's time, in samples
+    target: float  # the fill the buffer steers to, in samples
+    highest_level: float  # the largest window level since the start (after settling)
+    dropped: int  # samples slipped out (the producer ran fast)
+    inserted: int  # samples repeated (the producer ran slow)
+    underruns: int  # reads that found too little and were padded with silence
+    overflows: int  # samples thrown away because nobody read them
+
+    @property
+    def level_ms(self) -> float:
+        return self.level * 1000 / SAMPLE_RATE
+
+
+class DriftBuffer:
+    """A FIFO of 16-bit mono samples between two clocks, with bounded latency.
+
+    Thread-safe: one producer (`write`, any chunk size) and one consumer (`read`, any count)
+    on different threads; the consumer always gets exactly what it asks for.
+
+    What it steers is the fill averaged over time (not sampled at reads or writes): that mean
+    does not depend on how the producer's and consumer's ticks happen to be phased, it moves
+    only with drift, so the slow phase sweep two clocks make cannot surprise it. The target is
+    half a write plus half a read (the sawtooth both make) plus a margin for jitter that grows
+    after each underrun: then, at the worst phase, a read still leaves the margin behind.
+    """
+
+    def __init__(
+        self,
+        *,
+        margin: int = ms_to_samples(MARGIN_MS),
+        band: int = ms_to_samples(BAND_MS),
+        capacity: int = ms_to_samples(CAPACITY_MS),
+        window: float = WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self._initial_margin = margin
+        self._margin = margin
+        self._band = band
+        self._capacity = capacity * SAMPLE_BYTES
+        self._window = window
+        self._largest_write = 0
+        self._primed = False
+        self._largest_read = 0
+        self._reads = 0
+        self._windows = 0
+        self._area = 0.0  # fill integrated over time, this window
+        self._window_start = 0.0
+        self._changed = 0.0  # when the fill last changed
+        self._level = 0.0
+        self._target_level = 0.0
+        self._highest = 0.0
+        self._slip = 0  # +1: drop a sample per read, -1: repeat one, 0: neither
+        self._skip = 0  # samples to skip at once at the next read
+        self._was_far_too_much = False
+        self._calm_since = 0.0  # when the margin last changed
+        self._dropped = 0
+        self._inserted = 0
+        self._underruns = 0
+        self._overflows = 0
+
+    def write(self, pcm: bytes) -> None:
+        with self._lock:
+            self._integrate()
+            self._data += pcm
+            self._largest_write = max(self._largest_write, len(pcm) // SAMPLE_BYTES)
+            excess = len(self._data) - self._capacity
+            if excess > 0:
+                excess += excess % SAMPLE_BYTES
+                del self._data[:excess]
+                self._overflows += excess // SAMPLE_BYTES
+
+    def _integrate(self) -> None:
+        now = self._clock()
+        self._area += (now - self._changed) * len(self._data)
+        self._changed = now
+
+    def _target(self) -> float:
+        return (self._largest_write + self._largest_read) / 2 + self._margin
+
+    def read(self, samples: int) -> bytes:
+        """`samples` samples; silence until primed, padded with silence on an underrun."""
+        want = samples * SAMPLE_BYTES
+        with self._lock:
+            data = self._data
+            self._largest_read = max(self._largest_read, samples)
+            if not self._primed:
+                # Gather a read, half a write and the margin: even at the worst phase the
+                # first reads find enough, and the level starts near its target.
+                if len(data) < (samples + self._largest_write / 2 + self._margin) * SAMPLE_BYTES:
+                    return bytes(want)
+                self._primed = True
+                self._reads = self._windows = 0
+                self._area = 0.0
+                self._window_start = self._changed = self._clock()
+            self._integrate()
+            self._observe()
+            if self._skip:
+                skip = min(self._skip, max(0, len(data) // SAMPLE_BYTES - samples))
+                del data[: skip * SAMPLE_BYTES]
+                self._dropped += skip
+                self._skip = 0
+            take = want + self._slip * SAMPLE_BYTES
+            if len(data) < take:
+                # Ran dry: pad, keep a larger margin, and gather a cushion again.
+                out = bytes(data) + bytes(want - len(data))
+                data.clear()
+                self._underruns += 1
+                self._margin = min(
+                    ms_to_samples(MARGIN_MAX_MS), self._margin + ms_to_samples(MARGIN_STEP_MS)
+                )
+                self._calm_since = self._changed
+                self._primed = False
+                self._slip = 0
+                return out[:want]
+            out = bytes(data[:take])
+            del data[:take]
+            slip = self._slip
+            if slip > 0:
+                self._dropped += 1
+            elif slip < 0:
+                self._inserted += 1
+        if slip > 0:
+            return out[:want]
+        if slip < 0:
+            return out + out[-SAMPLE_BYTES:]
+        return out
+
+    def _observe(self) -> None:
+        """At the end of each window, compare the mean fill with the target and choose the
+        slip for the next window."""
+        self._reads += 1
+        elapsed = self._changed - self._window_start
+        if elapsed < self._window:
+            return
+        level = self._area / elapsed / SAMPLE_BYTES
+        target = self._target()
+        if self._windows:  # the first window holds the priming
+            self._highest = max(self._highest, level)
+        self._windows += 1
+        self._level, self._target_level = level, target
+        # Slip only to bring the level back into its band, and stop once it is well inside,
+        # so window-to-window jitter does not keep the buffer slipping to and fro.
+        middle = target + self._band / 2
+        if level > target + self._band:
+            self._slip = 1
+        elif level < target:
+            self._slip = -1
+        elif (self._slip > 0 and level <= middle) or (self._slip < 0 and level >= middle):
+            self._slip = 0
+        far_too_much = level > target + self._band + ms_to_samples(RESYNC_MS)
+        if far_too_much and self._was_far_too_much:
+            # Far too much for a whole second (a device that started late, or stalled and
+            # then delivered its backlog): one skip back to the target is a smaller harm
+            # than seconds of slipping a sample in every read. One high window alone may
+            # be a burst that drains by itself.
+            self._skip = round(level - target - self._band / 2)
+            self._slip = 0
+            far_too_much = False
+        self._was_far_too_much = far_too_much
+        if self._margin > self._initial_margin and (
+            self._changed - self._calm_since > MARGIN_RELAX_SECONDS
+        ):
+            self._margin -= ms_to_samples(MARGIN_STEP_MS)
+            self._calm_since = self._changed
+        self._reads = 0
+        self._area = 0.0
+        self._window_start = self._changed
+
+    @property
+    def level_samples(self) -> int:
+        """Samples waiting now."""
+        return len(self._data) // SAMPLE_BYTES
+
+    def clear(self) -> None:
+        """Empty, for a new session (its figures and the margin learnt start afresh too)."""
+        with self._lock:
+            self._data.clear()
+            self._primed = False
+            self._slip = self._skip = 0
+            self._was_far_too_much = False
+            self._reads = 0
+            self._area = 0.0
+            self._margin = self._initial_margin
+            self._largest_write = self._largest_read = 0
+            self._highest = self._level = self._target_level = 0.0
+            self._dropped = self._inserted = self._underruns = self._overflows = 0
+
+    @property
+    def stats(self) -> BufferStats:
+        with self._lock:
+            return BufferStats(
+                self._level,
+                self._target_level,
+                self._highest,
+                self._dropped,
+                self._inserted,
+                self._underruns,
+                self._overflows,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTarget:
+    """Where one sound-card stream goes: PortAudio device indices for either direction."""
+
+    label: str
+    input_index: int | None
+    output_index: int | None
+
+
+class SoundStreams:
+    """The PortAudio streams of one session: the handset's (duplex) and, if there is one, the
+    ringer's (output only).
+
+    Callbacks run on PortAudio's threads and do nothing but hand samples to and from the
+    buffers. `healthy` tells when a device stopped delivering (unplugged mid-call).
+    """
+
+    def __init__(
+        self,
+        portaudio: pyaudio.PyAudio,
+        module: Any,
+        quiet: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
+        self._portaudio = portaudio
+        self._pa = module  # the pyaudio module, imported once by the device layer
+        self._quiet = quiet  # hides ALSA's and PortAudio's chatter on stderr while opening
+        self._streams: list[Any] = []
+        self._callbacks: list[_Callback] = []
+
+    def open(
+        self,
+        target: StreamTarget,
+        *,
+        capture_into: DriftBuffer | None,
+        play_from: DriftBuffer | None,
+    ) -> None:
+        """Start a stream on `target` that records into `capture_into` and plays what
+        `play_from` gives; either may be None (or the device may lack that direction) for a
+        one-way stream. Raises `AudioStreamError` with PortAudio's reason."""
+        pa = self._pa
+        record = capture_into is not None and target.input_index is not None
+        play = play_from is not None and target.output_index is not None
+        if not (record or play):
+            return
+        callback = _Callback(
+            pa.paContinue, capture_into if record else None, play_from if play else None
+        )
+        try:
+            with self._quiet():
+                stream = self._portaudio.open(
+                    rate=SAMPLE_RATE,
+                    channels=1,
+                    format=pa.paInt16,
+                    input=record,
+                    output=play,
+                    input_device_index=target.input_index if record else None,
+                    output_device_index=target.output_index if play else None,
+                    frames_per_buffer=PERIOD_FRAMES,
+                    stream_callback=callback,
+                )
+        except (OSError, ValueError) as err:
+            raise AudioStreamError(f"cannot open {target.label}: {_reason(err)}") from err
+        self._streams.append(stream)
+        self._callbacks.append(callback)
+
+    @property
+    def healthy(self) -> bool:
+        """False once any stream stopped by itself (its device failed or went away)."""
+        return all(stream.is_active() for stream in self._streams)
+
+    @property
+    def xruns(self) -> int:
+        """Callbacks that came with an overflow or underflow flag, all streams together."""
+        return sum(callback.xruns for callback in self._callbacks)
+
+    @property
+    def calls(self) -> int:
+        return sum(callback.calls for callback in self._callbacks)
+
+    def latencies(self) -> list[tuple[float, float]]:
+        """(input, output) latency PortAudio reports for each stream, in seconds."""
+        return [(s.get_input_latency(), s.get_output_latency()) for s in self._streams]
+
+    def close(self) -> None:
+        streams, self._streams = self._streams, []
+        for stream in streams:
+            try:
+                stream.stop_stream()
+            except OSError as err:
+                log.debug("stopping a failed stream: %s", _reason(err))
+            stream.close()
+
+
+class _Callback:
+    """The PortAudio callback: copy the captured samples in and the samples to play out, and
+    count calls and xruns (the status flags PortAudio sets on an overflow or underflow)."""
+
+    def __init__(
+        self, keep_going: int, capture_into: DriftBuffer | None, play_from: DriftBuffer | None
+    ) -> None:
+        self._keep_going = keep_going
+        self._capture_into = capture_into
+        self._play_from = play_from
+        self.calls = 0
+        self.xruns = 0
+
+    def __call__(
+        self, data: bytes | None, frames: int, _time: Any, status: int
+    ) -> tuple[bytes | None, int]:
+        self.calls += 1
+        if status:
+            self.xruns += 1
+        if data and self._capture_into is not None:
+            self._capture_into.write(data)
+        play_from = self._play_from
+        return (play_from.read(frames) if play_from is not None else None), self._keep_going
+
+
+def _reason(err: BaseException) -> str:
+    """PortAudio's errors arrive as OSError(code, text); keep the text."""
+    if isinstance(err, OSError) and len(err.args) >= 2:
+        return str(err.args[1])
+    return str(err)

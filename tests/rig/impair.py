@@ -1,0 +1,126 @@
+"""A bad network for RTP, inside a network namespace of our own.
+
+The kernel here has no sch_netem, so impairment is built from netfilter: iptables'
+`statistic` match drops a share of the packets at random, and an NFQUEUE rule hands the rest
+to `Impairment`, which holds each one for a random delay (uniform in delay ± jitter; packets
+overtake each other, as on a real path) before letting it go.
+
+Everything runs inside a namespace made for the purpose (`in_new_namespace` re-runs a command
+there, with only its own loopback up), so the rules touch no traffic but the benchmark's: the
+peers talk on that namespace's 127.0.0.1. Only RTP is impaired (the far end's RTP ports), not
+SIP: the figures are about what the audio path makes of a bad network.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import random
+import select
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tests.rig import RigError
+
+RTP_PORTS = "10000:19999"  # the baresip far end's RTP ports (tests/rig/baresip.py)
+QUEUE = 7
+NAMESPACE_ENV = "DESKPHONE_BENCH_NETNS"
+
+
+def in_new_namespace(argv: Sequence[str]) -> int:
+    """Run `argv` in a fresh network namespace (loopback only) and remove it after."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        raise RigError("network namespaces need root and iproute2")
+    name = f"deskphone-bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        env = dict(os.environ, **{NAMESPACE_ENV: name})
+        return subprocess.run(["ip", "netns", "exec", name, *argv], env=env, check=False).returncode
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def inside_namespace() -> bool:
+    return bool(os.environ.get(NAMESPACE_ENV))
+
+
+class Impairment:
+    """Loss, delay and jitter for RTP to and from `ports`, in this (private) namespace."""
+
+    def __init__(self, ports: str = RTP_PORTS, queue: int = QUEUE, seed: int = 1) -> None:
+        if not inside_namespace():
+            raise RigError("refusing to change iptables outside the benchmark's own namespace")
+        from netfilterqueue import NetfilterQueue
+
+        self._ports = ports
+        self._queue_num = queue
+        self._rng = random.Random(seed)
+        self._queue = NetfilterQueue()
+        self._held: list[tuple[float, int, Any]] = []
+        self._order = itertools.count()
+        self._delay = 0.0
+        self._jitter = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rules: list[list[str]] = []
+        self.passed = 0
+
+    def start(self) -> Impairment:
+        self._queue.bind(self._queue_num, self._hold)
+        self._thread = threading.Thread(target=self._run, name="impairment", daemon=True)
+        self._thread.start()
+        return self
+
+    def set(self, loss: float = 0.0, delay_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+        """Drop `loss` (0..1) of the RTP packets; delay the rest by delay ± jitter ms."""
+        self.clear()
+        self._delay, self._jitter = delay_ms / 1000, jitter_ms / 1000
+        match = ["-p", "udp", "-m", "multiport", "--ports", self._ports]
+        if loss > 0:
+            self._add([*match, "-m", "statistic", "--mode", "random",
+                       "--probability", f"{loss:.4f}", "-j", "DROP"])  # fmt: skip
+        if delay_ms > 0 or jitter_ms > 0:
+            self._add([*match, "-j", "NFQUEUE", "--queue-num", str(self._queue_num)])
+
+    def _add(self, rule: list[str]) -> None:
+        subprocess.run(["iptables", "-A", "OUTPUT", *rule], check=True, capture_output=True)
+        self._rules.append(rule)
+
+    def clear(self) -> None:
+        for rule in reversed(self._rules):
+            subprocess.run(["iptables", "-D", "OUTPUT", *rule], check=False, capture_output=True)
+        self._rules.clear()
+
+    def close(self) -> None:
+        self.clear()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        for _, _, packet in self._held:
+            packet.accept()
+        self._held.clear()
+        self._queue.unbind()
+
+    # -- the queue: one thread receives packets and lets each go when its time comes --------
+
+    def _hold(self, packet: Any) -> None:
+        delay = max(0.0, self._delay + self._rng.uniform(-self._jitter, self._jitter))
+        heapq.heappush(self._held, (time.monotonic() + delay, next(self._order), packet))
+
+    def _run(self) -> None:
+        fd = self._queue.get_fd()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while self._held and self._held[0][0] <= now:
+                heapq.heappop(self._held)[2].accept()
+                self.passed += 1
+            wait = min(0.1, self._held[0][0] - now) if self._held else 0.1
+            readable, _, _ = select.select([fd], [], [], max(0.0, wait))
+            if readable:
+                self._queue.run(block=False)

@@ -1,0 +1,126 @@
+"""The drift buffers between the bridge's clock and the sound card's: latency stays bounded.
+
+The two clocks are simulated exactly: a producer writing chunks at one rate and a consumer
+reading frames at another, interleaved in time order, for long calls at clock errors a
+cheap USB handset (±300 ppm) and a bad one (±2000 ppm) could have, over ten minutes of audio.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import struct
+
+import pytest
+
+from deskphone.audio.stream import (
+    BAND_MS,
+    MARGIN_MS,
+    SAMPLE_RATE,
+    WINDOW_SECONDS,
+    DriftBuffer,
+    ms_to_samples,
+)
+
+_RAMP = struct.pack("<65536h", *(i % 32768 for i in range(65536)))
+
+
+def ramp(start: int, count: int) -> bytes:
+    """Samples counting up from `start` (mod 2**15), so order and slips can be read back."""
+    first = start % 32768
+    return _RAMP[2 * first : 2 * (first + count)]
+
+
+class SimulatedClocks:
+    """A producer writing `chunk`-sample blocks at SAMPLE_RATE*(1+ppm) and a consumer reading
+    `frame`-sample blocks at exactly SAMPLE_RATE, interleaved in time order; the buffer reads
+    the simulated time."""
+
+    def __init__(self, *, producer_ppm: float, chunk: int, frame: int) -> None:
+        self.now = 0.0
+        self.buffer = DriftBuffer(clock=lambda: self.now)
+        self.chunk, self.frame = chunk, frame
+        self._producer_period = chunk / (SAMPLE_RATE * (1 + producer_ppm / 1e6))
+        self._consumer_period = frame / SAMPLE_RATE
+        self._events: list[tuple[float, int]] = [(0.0, 0), (self._consumer_period * 0.37, 1)]
+        self._written = 0
+        self.levels: list[int] = []  # samples waiting after each read
+
+    def run(self, seconds: float) -> bytes:
+        """Run until `seconds`; return what the consumer got in the last second."""
+        tail = bytearray()
+        while self._events[0][0] <= seconds:
+            self.now, kind = heapq.heappop(self._events)
+            if kind == 0:
+                self.buffer.write(ramp(self._written, self.chunk))
+                self._written += self.chunk
+                heapq.heappush(self._events, (self.now + self._producer_period, 0))
+            else:
+                out = self.buffer.read(self.frame)
+                assert len(out) == self.frame * 2
+                self.levels.append(self.buffer.level_samples)
+                if self.now >= seconds - 1.0:
+                    tail += out
+                heapq.heappush(self._events, (self.now + self._consumer_period, 1))
+        return bytes(tail)
+
+
+@pytest.mark.parametrize("ppm", [-2000.0, -300.0, 0.0, 2000.0])
+@pytest.mark.parametrize(("chunk", "frame"), [(160, 320), (320, 160)])
+def test_latency_stays_in_band_over_a_long_call_whatever_the_drift(ppm, chunk, frame) -> None:
+    clocks = SimulatedClocks(producer_ppm=ppm, chunk=chunk, frame=frame)
+    seconds = 600.0
+    tail = clocks.run(seconds)
+    stats = clocks.buffer.stats
+    # The mean fill sits in its band: half a write and half a read (the sawtooth of two
+    # ticking clocks) plus the jitter margin, plus at most the band and one window's drift.
+    target = (chunk + frame) / 2 + ms_to_samples(MARGIN_MS)
+    assert stats.target == target
+    assert target - 20 <= stats.level <= target + ms_to_samples(BAND_MS) + 40
+    # ... and what a read leaves behind never runs out after the start (one window).
+    settled = clocks.levels[round(WINDOW_SECONDS * SAMPLE_RATE / frame) :]
+    assert min(settled) >= 0 and stats.underruns == 0, f"{stats.underruns} underruns"
+    assert max(settled) <= target + ms_to_samples(BAND_MS) + max(chunk, frame)
+    assert stats.overflows == 0
+    drifted = abs(ppm) * 1e-6 * SAMPLE_RATE * seconds
+    slipped = stats.dropped - stats.inserted if ppm > 0 else stats.inserted - stats.dropped
+    # Every sample of drift is absorbed by one slip, give or take what settling from the
+    # primed level took (a read and the target) and the band's width.
+    assert abs(slipped - drifted) <= frame + target + ms_to_samples(BAND_MS), (
+        f"{slipped} slips for {drifted:.0f} samples of drift"
+    )
+    # What comes out is the input in order: each sample follows the one before, except at
+    # a slip (two apart, or the same twice).
+    values = struct.unpack(f"<{len(tail) // 2}h", tail)
+    steps = {(b - a) % 32768 for a, b in itertools.pairwise(values)}
+    assert steps <= {0, 1, 2}, f"unexpected jumps {sorted(steps)[:5]}"
+
+
+def test_it_gives_silence_until_primed_then_the_samples_in_order() -> None:
+    buffer = DriftBuffer(margin=0)
+    buffer.write(ramp(1, 100))
+    # It waits for a read plus half the largest write (the worst phase): 160 + 100 / 2.
+    assert buffer.read(160) == bytes(320)
+    buffer.write(ramp(101, 300))
+    assert buffer.read(160) == ramp(1, 160)
+    assert buffer.read(160) == ramp(161, 160)
+
+
+def test_an_underrun_pads_with_silence_and_keeps_a_larger_margin_after() -> None:
+    buffer = DriftBuffer(margin=0)
+    buffer.write(ramp(1, 300))  # a read of 100 plus half a write: enough
+    assert [buffer.read(100) for _ in range(3)] == [ramp(1, 100), ramp(101, 100), ramp(201, 100)]
+    assert buffer.read(100) == bytes(200)
+    assert buffer.stats.underruns == 1
+    buffer.write(ramp(301, 260))  # 100 + 150 would have been enough before
+    assert buffer.read(100) == bytes(200), "after an underrun it should keep more in hand"
+    buffer.write(ramp(561, 100))
+    assert buffer.read(100) == ramp(301, 100)
+
+
+def test_a_consumer_that_stops_cannot_make_it_grow_without_bound() -> None:
+    buffer = DriftBuffer(capacity=1000)
+    for start in range(0, 10_000, 320):
+        buffer.write(ramp(start, 320))
+    assert buffer.level_samples <= 1000
+    assert buffer.stats.overflows == 10_240 - buffer.level_samples
