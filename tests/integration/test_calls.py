@@ -101,6 +101,10 @@ def test_outgoing_call_dialled_on_the_keypad_carries_audio_both_ways(
     phone.wait_state(PhoneState.IDLE, 5)
     far.wait_event(CALL_CLOSED)
     assert_audio_both_ways(phone, far)
+    # Dial tone, key clicks, ringback and the call kept the media clock running throughout:
+    # one session, so one earpiece recording, not one per tone.
+    assert phone.earpiece_recording is not None
+    assert len(list(phone.earpiece_recording.parent.glob("earpiece-*.wav"))) == 1
     assert kamailio.count("BYE", from_user="1001") == 1
     # Every request the phone sent names it (pjsip builds the ACK of a 2xx bare, as RFC 3261
     # allows), and no re-INVITE followed the answer: one INVITE and its authenticated copy.

@@ -18,9 +18,11 @@ The audio ends depend on `[audio] backend`:
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +46,7 @@ SAMPLE_BYTES = 2
 
 
 DB_PER_VOLUME_STEP = 3.0
+CLOCK_LINGER = 2.0  # seconds the bridge runs on after its last tone or call
 
 
 def volume_gain(level: int) -> float:
@@ -187,6 +190,7 @@ class MediaRouter:
         *,
         sound: SoundDevices | None = None,
         frame_ms: int = 20,
+        schedule: Callable[[float, Callable[[], None]], asyncio.TimerHandle] | None = None,
     ) -> None:
         if audio.backend == "alsa" and sound is None:
             raise ValueError("[audio] backend 'alsa' needs the sound devices (none were given)")
@@ -207,6 +211,8 @@ class MediaRouter:
         self._route = AudioOutput.HANDSET
         self._volumes = {output: VOLUME_DEFAULT for output in AudioOutput}
         self._clock_running = False
+        self._schedule = schedule  # the loop's call_later; without it the clock stops at once
+        self._clock_stop: asyncio.TimerHandle | None = None
         self._sessions = 0
         self.last_recording: Path | None = None
 
@@ -384,6 +390,10 @@ class MediaRouter:
 
     def close(self) -> None:
         """Release every pjsua2 object this router made; the library must still be alive."""
+        self._schedule = None  # stop now, not after the linger...
+        if self._clock_stop is not None:  # ...and never after the library is gone
+            self._clock_stop.cancel()
+            self._clock_stop = None
         for output in list(self._tones):
             self.stop_tone(output)
         for handle in list(self._calls):
@@ -393,8 +403,17 @@ class MediaRouter:
 
     def _update_clock(self) -> None:
         """Run the bridge (and the sound streams or earpiece recording) only while a call or
-        tone needs it."""
+        tone needs it, and for CLOCK_LINGER after: starting and stopping it costs tens of ms
+        (a thread, and with a handset its PortAudio streams), which dialling, a click per digit,
+        or ringback handing over to the call's audio would otherwise pay each time."""
         needed = bool(self._calls or self._tones)
+        if needed and self._clock_stop is not None:
+            self._clock_stop.cancel()
+            self._clock_stop = None
+        if not needed and self._clock_running and self._schedule is not None:
+            if self._clock_stop is None:
+                self._clock_stop = self._schedule(CLOCK_LINGER, self._linger_over)
+            return
         if needed and not self._clock_running:
             if not self._open_ends():
                 self._tones.clear()
@@ -407,6 +426,14 @@ class MediaRouter:
             self._endpoint.audDevManager().setNoDev()
             self._clock_running = False
             self._close_ends()
+
+    def _linger_over(self) -> None:
+        self._clock_stop = None
+        self._schedule, schedule = None, self._schedule
+        try:
+            self._update_clock()
+        finally:
+            self._schedule = schedule
 
     def _open_ends(self) -> bool:
         """Open what the bridge will talk to: False if the sound device could not be opened

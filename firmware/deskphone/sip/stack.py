@@ -176,7 +176,12 @@ class SipStack:
         self._set_codec_order(endpoint)
         endpoint.libStart()
         self._media = MediaRouter(
-            endpoint, self._config.audio, CLOCK_RATE, sound=self._sound, frame_ms=BRIDGE_FRAME_MS
+            endpoint,
+            self._config.audio,
+            CLOCK_RATE,
+            sound=self._sound,
+            frame_ms=BRIDGE_FRAME_MS,
+            schedule=self._loop.call_later,
         )
         self._media.start()
         self._pump_stop.clear()
