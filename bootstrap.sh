@@ -28,9 +28,11 @@ test_packages+=(tmux)
 # The service's tests check the unit files with systemd-analyze and systemd-sysusers.
 test_packages+=(systemd)
 # Handset audio tests: a private PulseAudio whose null sinks are the handset, reached through
-# ALSA's pulse plugin (libasound2-plugins), with pacat/pactl from pulseaudio-utils; espeak-ng
-# speaks the test speech and sox converts it; alsa-utils for looking at ALSA by hand.
-test_packages+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng)
+# ALSA's pulse plugin (libasound2-plugins), with pacat/pactl from pulseaudio-utils; festival's
+# HTS voice speaks the test speech (PESQ needs speech built from recordings, not formants) and
+# sox converts it; alsa-utils for looking at ALSA by hand.
+test_packages+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
+test_packages+=(festival festvox-us-slt-hts)
 # The audio benchmark impairs RTP in a network namespace: iptables (loss, NFQUEUE) and the
 # headers NetfilterQueue compiles against.
 test_packages+=(iptables libnetfilter-queue-dev)
