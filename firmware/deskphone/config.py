@@ -296,6 +296,9 @@ class PhoneConfig(_Settled):
             form="IP address or empty",
         ),
     ] = ""
+    call_waiting: Annotated[
+        bool, Setting("let a second caller knock during a call (off: they hear busy)")
+    ] = True
     ended_display_seconds: Annotated[
         float, Setting("how long an ended call's reason stays on the screen", min=0.5, max=30)
     ] = 3.0

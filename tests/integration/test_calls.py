@@ -14,6 +14,7 @@ from deskphone.core.phone import EndReason, PhoneState
 from tests.harness import PhoneUnderTest
 from tests.integration.conftest import FAR_TONE, PHONE_TONE
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
+from tests.rig.kamailio import Kamailio
 from tests.rig.signals import has_tone, read_wav
 
 pytestmark = pytest.mark.integration
@@ -311,3 +312,76 @@ def test_blind_transfer_hands_the_far_end_to_another_number(
     phone.wait_state(PhoneState.ENDED, 10)
     assert kamailio.count("REFER", from_user="1001") == 1
     assert [r for r in kamailio.requests("INVITE", from_user="1002") if r.to_user == "1004"]
+
+
+def three_party_call(
+    kamailio: Kamailio, phone_factory, baresip_factory, tone_wav
+) -> tuple[PhoneUnderTest, Baresip, Baresip]:
+    """The phone in a call with 1002, 1004 knocking and answered: 1002 is on hold."""
+    first = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
+    knocker = baresip_factory("1004", audio_source=tone_wav(800.0))
+    phone = phone_factory()
+    phone.wait_registered()
+    kamailio.wait_for_bindings("1001", 1, 5)
+    phone.command("dial", "1002")
+    connected(phone)
+    first.wait_event(CALL_ESTABLISHED)
+    knocker.dial(kamailio.aor("1001"))
+    view = phone.wait_for(lambda v: v.second is not None, 5, "the second caller to knock")
+    assert view.state is PhoneState.CONNECTED and view.call.number == "1002"
+    assert "1004" in phone.screen_text()
+    phone.command("answer")
+    knocker.wait_event(CALL_ESTABLISHED)
+    phone.wait_for(
+        lambda v: v.call.number == "1004"
+        and v.call.connected_at is not None
+        and v.second is not None
+        and v.second.on_hold,
+        5,
+        "the knocking call answered, the first on hold",
+    )
+    return phone, first, knocker
+
+
+def test_call_waiting_and_swap_between_two_calls(
+    kamailio, phone_factory, baresip_factory, tone_wav
+) -> None:
+    phone, first, knocker = three_party_call(kamailio, phone_factory, baresip_factory, tone_wav)
+    invites = len(kamailio.requests("INVITE", from_user="1001"))
+    phone.command("swap")
+    phone.wait_for(
+        lambda v: v.call.number == "1002" and v.call.media_active and v.second.on_hold,
+        5,
+        "the swap",
+    )
+    # A swap is two re-INVITEs: hold for one call, resume for the other.
+    assert len(kamailio.requests("INVITE", from_user="1001")) == invites + 2
+    phone.command("hangup")  # ends 1002; 1004 stays, on hold
+    first.wait_event(CALL_CLOSED)
+    view = phone.wait_for(lambda v: v.call is not None and v.call.number == "1004", 5, "1004")
+    assert view.state is PhoneState.CONNECTED and view.call.on_hold and view.second is None
+    phone.command("hangup")
+    knocker.wait_event(CALL_CLOSED)
+
+
+def test_conference_lets_each_party_hear_the_other(
+    kamailio, phone_factory, baresip_factory, tone_wav
+) -> None:
+    phone, first, knocker = three_party_call(kamailio, phone_factory, baresip_factory, tone_wav)
+    phone.command("conference")
+    phone.wait_for(
+        lambda v: v.conference and v.call.media_active and v.second.media_active,
+        5,
+        "the conference",
+    )
+    time.sleep(AUDIO_SECONDS)
+    phone.command("hangup")
+    first.wait_event(CALL_CLOSED)
+    knocker.wait_event(CALL_CLOSED)
+    phone.wait_state(PhoneState.ENDED)
+    # The knocker (never held, so its recording runs unbroken) heard the first caller through
+    # the phone's bridge. Two tones arrive mixed (the phone's microphone too), so each holds
+    # about half the power.
+    heard, rate = read_wav(knocker.last_received_wav())
+    assert has_tone(heard, rate, FAR_TONE, min_ratio=0.3, min_seconds=AUDIO_SECONDS / 2)
+    assert {e.number for e in phone.view().history[:2]} == {"1002", "1004"}

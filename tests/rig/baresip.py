@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
-from tests.rig import RigError, live_peers, module_dir
+from tests.rig import RigError, live_peers, module_dir, wait_until
 from tests.rig.ports import HOST, free_port, port_is_free
 from tests.rig.signals import wav_format, write_tone_wav
 
@@ -118,6 +118,13 @@ def _codec_plan(codecs: Sequence[str] | None) -> tuple[list[str], list[str]]:
     if not modules:
         raise ValueError("codecs must name at least one codec")
     return modules, names
+
+
+def _wav_finished(path: Path) -> bool:
+    """True once a WAV's RIFF size field counts the data written (0 while still recording)."""
+    with path.open("rb") as wav:
+        header = wav.read(8)
+    return len(header) == 8 and int.from_bytes(header[4:8], "little") > 36
 
 
 class Baresip:
@@ -586,11 +593,15 @@ class Baresip:
         (received)."""
         return sorted(self.recordings_dir.glob("dump-*.wav"), key=lambda p: p.stat().st_mtime)
 
-    def _last(self, suffix: str) -> Path:
+    def _last(self, suffix: str, timeout: float = 5.0) -> Path:
+        """The newest recording once sndfile has finished it: it closes the file (and writes
+        the header's sizes) a moment after the call's CALL_CLOSED event."""
         found = [p for p in self.recordings() if p.name.endswith(suffix)]
         if not found:
             raise self._fail(f"no *{suffix} recording in {self.recordings_dir}")
-        return found[-1]
+        path = found[-1]
+        wait_until(lambda: _wav_finished(path), timeout, f"baresip to finish {path.name}")
+        return path
 
     def last_received_wav(self) -> Path:
         """What it heard in the last call."""

@@ -168,6 +168,38 @@ CASES: dict[str, Case] = {
             call=call(name="山田太郎", number="100", on_hold=True, codec="PCMU"),
         )
     ),
+    "in_call_with_a_caller_waiting": Case(
+        view(
+            state=PhoneState.CONNECTED,
+            off_hook=True,
+            call=call(),
+            second=call(
+                id=CallId("in-2"),
+                incoming=True,
+                name="Carol",
+                number="1004",
+                connected_at=None,
+                media_active=False,
+            ),
+        )
+    ),
+    "in_call_with_one_on_hold": Case(
+        view(
+            state=PhoneState.CONNECTED,
+            off_hook=True,
+            call=call(id=CallId("in-2"), incoming=True, answered=True, number="1004"),
+            second=call(on_hold=True, media_active=False),
+        )
+    ),
+    "conference": Case(
+        view(
+            state=PhoneState.CONNECTED,
+            off_hook=True,
+            conference=True,
+            call=call(id=CallId("in-2"), incoming=True, answered=True, number="1004"),
+            second=call(name="Bob", number="1002"),
+        )
+    ),
     "ended_busy": Case(
         view(
             state=PhoneState.ENDED,

@@ -97,6 +97,14 @@ class ConnectAudio(Effect):
 
 
 @dataclass(frozen=True, slots=True)
+class JoinCalls(Effect):
+    """Three-way conference: each call hears the other as well as the user."""
+
+    first: CallId
+    second: CallId
+
+
+@dataclass(frozen=True, slots=True)
 class DisconnectAudio(Effect):
     call: CallId
 

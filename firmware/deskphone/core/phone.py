@@ -27,6 +27,7 @@ from deskphone.core.effects import (
     DtmfMethod,
     Effect,
     Hangup,
+    JoinCalls,
     LogCall,
     MakeCall,
     PlayTone,
@@ -193,6 +194,11 @@ class Call:
     created_wall: float = 0.0  # wall clock, for the history
     connected_at: float | None = None  # monotonic
 
+    @property
+    def established(self) -> bool:
+        """The call is up (or we answered it): not a call that still rings or knocks."""
+        return self.answered or self.connected_at is not None
+
 
 @dataclass(frozen=True, slots=True)
 class Registration:
@@ -233,6 +239,8 @@ class PhoneView:
     handset_present: bool
     history: tuple[HistoryEntry, ...]  # newest first
     now: float  # monotonic
+    second: Call | None = None  # a call waiting (unanswered) or on hold beside the active one
+    conference: bool = False  # the two calls are joined
     menu: MenuView | None = None  # the open menu page, if any
     power: PowerView = NO_POWER_SOURCE  # battery backup (draw the battery, dim on battery)
     problems: tuple[str, ...] = ()  # what went wrong around the phone (state not saved, ...)
@@ -310,7 +318,9 @@ class Phone:
         self.hook_up = False
         self.speaker = False
         self.digits = ""
-        self.call: Call | None = None
+        self.call: Call | None = None  # the call the user deals with
+        self.second: Call | None = None  # waiting (not answered yet) or held, beside it
+        self.conference = False
         self.end_reason: EndReason | None = None
         self.end_code = 0
         self.settings = settings or Settings()
@@ -368,6 +378,8 @@ class Phone:
             handset_present=self.handset_present,
             history=tuple(self.history),
             now=self._clock(),
+            second=self.second,
+            conference=self.conference,
             menu=None if self.menu is None else menus.view(self.menu, self._menu_context()),
             power=self.power.view(shutdown_at=self._shutdown_at, powering_off=self._powering_off),
             problems=tuple(message for _, message in sorted(self.problems.items())),
@@ -481,6 +493,12 @@ class Phone:
             not self.off_hook and self.state in (PhoneState.ENDED, PhoneState.DIALING)
         )
         battery = self._refused_for_battery(emergency=False)
+        if self._may_knock(battery):
+            self.second = call
+            log.info("call waiting: %s", event.number)
+            self._emit(Answer(call.id, 180))
+            self._play(ToneName.CALL_WAITING)
+            return
         if self.dnd or not can_ring or not self.handset_present or battery:
             code = 486 if self.handset_present and not self.dnd and not battery else 480
             log.info("incoming call from %s refused with %d", event.number, code)
@@ -496,6 +514,9 @@ class Phone:
         self._play(ToneName.RING, ToneOutput.RINGER)
 
     def _on_call_state(self, event: CallStateChanged) -> None:
+        if self.second is not None and self.second.id == event.call:
+            self._second_call_state(event)
+            return
         call = self.call
         if call is None or call.id != event.call:
             return  # a call we already let go of (hung up, refused)
@@ -514,6 +535,15 @@ class Phone:
         self.call = call
 
     def _on_media(self, event: CallMediaChanged) -> None:
+        if self.second is not None and self.second.id == event.call:
+            self.second = dataclasses.replace(
+                self.second,
+                media_active=event.active,
+                codec=event.codec or self.second.codec,
+                held_by_remote=event.held_by_remote,
+            )
+            self._media_effects(event)
+            return
         call = self.call
         if call is None or call.id != event.call:
             return
@@ -526,7 +556,17 @@ class Phone:
         )
         if early_media and not call.incoming:
             self._stop_tone()  # the far end sends its own ringback or announcement
-        self._emit(ConnectAudio(call.id) if event.active else DisconnectAudio(call.id))
+        self._media_effects(event)
+
+    def _media_effects(self, event: CallMediaChanged) -> None:
+        """Wire the call's audio up (or note it gone); a conference call whose media came back
+        (taken off hold, renegotiated) is joined to the other again."""
+        if not event.active:
+            self._emit(DisconnectAudio(event.call))
+            return
+        self._emit(ConnectAudio(event.call))
+        if self.conference and self.call is not None and self.second is not None:
+            self._emit(JoinCalls(self.call.id, self.second.id))
 
     def _on_audio_device(self, event: AudioDeviceChanged) -> None:
         if event.present == self.handset_present:
@@ -536,8 +576,9 @@ class Phone:
             log.info("handset %s is back", event.name)
             return
         log.error("handset %s is gone: %s", event.name, event.reason or "unplugged")
+        self._drop_second(EndReason.NO_AUDIO)  # calls with no microphone and earpiece are none
         if self.call is not None:
-            self._hang_up()  # a call with no microphone and no earpiece is no call
+            self._hang_up()
 
     def _on_messages(self, event: MessageWaiting) -> None:
         if 0 <= event.account < len(self.registrations):
@@ -695,6 +736,9 @@ class Phone:
         "answer", "", "answer the ringing call (on the speaker unless the handset is up)"
     )
     def cmd_answer(self) -> None:
+        if self._waiting() is not None:
+            self._answer_waiting()
+            return
         if self.state is not PhoneState.RINGING:
             raise CommandError("answer: no call is ringing")
         self.speaker = self.speaker or not self.hook_up
@@ -702,9 +746,44 @@ class Phone:
 
     @command_entry("reject", "", "decline the ringing call")
     def cmd_reject(self) -> None:
+        waiting = self._waiting()
+        if waiting is not None and self.state is not PhoneState.RINGING:
+            self._emit(Hangup(waiting.id, 603))
+            self._drop_second(EndReason.REJECTED, 603)
+            return
         call = self._require_call("reject", PhoneState.RINGING)
         self._emit(Hangup(call.id, 603))
         self._drop_call(call, EndReason.REJECTED, 603)
+
+    @command_entry("swap", "", "put the call on hold and take the held one back")
+    def cmd_swap(self) -> None:
+        call = self._require_call("swap", PhoneState.CONNECTED)
+        held = self.second
+        if held is None or not held.established:
+            raise CommandError("swap: no call on hold")
+        if self.conference:
+            raise CommandError("swap: the calls are in a conference")
+        if not call.on_hold:
+            self._emit(SetHold(call.id, True))
+            call = dataclasses.replace(call, on_hold=True)
+        self._emit(SetHold(held.id, False))
+        self.call, self.second = dataclasses.replace(held, on_hold=False), call
+
+    @command_entry("conference", "", "join the call and the held call: all three talk")
+    def cmd_conference(self) -> None:
+        call = self._require_call("conference", PhoneState.CONNECTED)
+        other = self.second
+        if other is None or not other.established:
+            raise CommandError("conference: no second call to join (answer or call one first)")
+        if self.conference:
+            raise CommandError("conference: the calls are already joined")
+        for held in (call, other):
+            if held.on_hold:
+                self._emit(SetHold(held.id, False))
+        self.call = dataclasses.replace(call, on_hold=False)
+        self.second = dataclasses.replace(other, on_hold=False)
+        self.conference = True
+        self._emit(JoinCalls(call.id, other.id))
 
     @command_entry("hangup", "", "end the call, or stop dialling, and put the speaker off")
     def cmd_hangup(self) -> None:
@@ -746,6 +825,8 @@ class Phone:
     @command_entry("hold", "[on|off]", "put the call on hold or take it back (no argument: toggle)")
     def cmd_hold(self, setting: str = "") -> None:
         call = self._require_call("hold", PhoneState.CONNECTED)
+        if self.conference:
+            raise CommandError("hold: the calls are in a conference")
         if call.connected_at is None:
             raise CommandError("hold: the call is not up yet")
         hold = _switch("hold", setting, call.on_hold)
@@ -842,13 +923,13 @@ class Phone:
             self._emit(StartTimer(TIMER_PREDIAL, PREDIAL_TIMEOUT))
 
     def _ok_key(self) -> None:
-        if self.state is PhoneState.RINGING:
+        if self._waiting() is not None or self.state is PhoneState.RINGING:
             self.cmd_answer()
         elif self.state is PhoneState.DIALING and self.digits:
             self._send_digits()
 
     def _back_key(self) -> None:
-        if self.state is PhoneState.RINGING:
+        if self._waiting() is not None or self.state is PhoneState.RINGING:
             self.cmd_reject()
         elif self.state is PhoneState.DIALING:
             self.digits = self.digits[:-1]
@@ -871,13 +952,17 @@ class Phone:
             self._send_digits()
         elif self.state is PhoneState.RINGING:
             self._answer()
+        elif self.state is PhoneState.CONNECTED and self.call is not None and self.call.on_hold:
+            self.cmd_hold("off")  # picking up again takes back the call left on hold
 
     def _line_released(self) -> None:
         """The user went on-hook: put the handset down or switched the speaker off."""
         if self.state in (PhoneState.OFF_HOOK, PhoneState.DIALING):
             self._enter_idle()
-        elif self.state in (PhoneState.CALLING, PhoneState.CONNECTED):
-            self._hang_up()
+        elif self.state is PhoneState.CALLING or (
+            self.state is PhoneState.CONNECTED and not (self.call and self.call.on_hold)
+        ):
+            self._hang_up()  # a call on hold stays there: the user put down the active one
         elif self.state is PhoneState.ENDED:
             self._stop_tone()  # the reason stays on screen until its timer runs out
 
@@ -976,6 +1061,8 @@ class Phone:
         call = self.call
         if call is None:
             return
+        if self.conference:  # hanging up a conference ends it for everyone
+            self._drop_second(EndReason.HUNG_UP, hang_up=True)
         self._emit(Hangup(call.id))
         connected = call.connected_at is not None
         self._drop_call(call, EndReason.HUNG_UP, 0 if connected else 487)
@@ -1002,7 +1089,89 @@ class Phone:
         self.call = None
         if self.muted:
             self.cmd_mute("off")
-        self._end(reason, code)
+        if self.second is not None:
+            self._promote_second()
+        else:
+            self._end(reason, code)
+
+    # -- a second call: waiting, held, in conference ---------------------------------------
+
+    def _waiting(self) -> Call | None:
+        """The second call while it knocks (call waiting), not yet answered."""
+        return self.second if self.second is not None and not self.second.established else None
+
+    def _may_knock(self, battery_refuses: bool) -> bool:
+        call = self.call
+        return (
+            self._config.phone.call_waiting
+            and self.state is PhoneState.CONNECTED
+            and call is not None
+            and call.connected_at is not None
+            and self.second is None
+            and not self.dnd
+            and self.handset_present
+            and not battery_refuses
+        )
+
+    def _answer_waiting(self) -> None:
+        """Take the knocking call; the current one goes on hold."""
+        waiting, active = self.second, self.call
+        assert waiting is not None
+        if active is not None and active.connected_at is not None and not active.on_hold:
+            self._emit(SetHold(active.id, True))
+            active = dataclasses.replace(active, on_hold=True)
+        self._stop_tone()
+        self.second = active
+        self.call = dataclasses.replace(waiting, answered=True)
+        self.state = PhoneState.CONNECTED
+        self._emit(Answer(waiting.id, 200))
+
+    def _second_call_state(self, event: CallStateChanged) -> None:
+        second = self.second
+        assert second is not None
+        if event.state is CallState.DISCONNECTED:
+            reason = end_reason(
+                incoming=second.incoming,
+                connected=second.connected_at is not None,
+                code=event.code,
+                heard_from_network=event.heard_from_network,
+                local=event.local,
+            )
+            self._drop_second(reason, event.code)
+            return
+        if event.state is CallState.CONFIRMED and second.connected_at is None:
+            second = dataclasses.replace(second, connected_at=self._clock())
+        self.second = dataclasses.replace(second, sip_state=event.state)
+
+    def _drop_second(self, reason: EndReason, code: int = 0, hang_up: bool = False) -> None:
+        """The second call is over (or is ended now, with `hang_up`)."""
+        second, self.second = self.second, None
+        if second is None:
+            return
+        if hang_up:
+            self._emit(Hangup(second.id))
+        if not second.established:
+            self._stop_tone()  # the call-waiting tone
+            if reason is EndReason.MISSED:
+                self.missed_calls += 1
+        if second.media_active:
+            self._emit(DisconnectAudio(second.id))
+        self.conference = False
+        self._remember(second, reason, code)
+
+    def _promote_second(self) -> None:
+        """The active call ended beside another: a knocking call rings now, a held one (or
+        the rest of a conference) becomes the call on screen."""
+        second, self.second = self.second, None
+        assert second is not None
+        self.conference = False
+        self.call = second
+        if second.established:
+            self.state = PhoneState.CONNECTED
+        else:
+            self._stop_tone()
+            self.state = PhoneState.RINGING
+            self._play(ToneName.RING, ToneOutput.RINGER)
 
     def _end(self, reason: EndReason, code: int = 0) -> None:
         self._cancel_timers(TIMER_INTERDIGIT, TIMER_PREDIAL)
@@ -1110,10 +1279,8 @@ class Phone:
         return self.call
 
     def _remember(self, call: Call, reason: EndReason, code: int) -> None:
-        if call.incoming:
-            direction = "in" if call.connected_at is not None else "missed"
-        else:
-            direction = "out"
+        answered = "in" if call.established else "missed"
+        direction = answered if call.incoming else "out"
         duration = 0.0 if call.connected_at is None else self._clock() - call.connected_at
         entry = HistoryEntry(
             direction, call.number, call.name, call.created_wall, duration, reason, code

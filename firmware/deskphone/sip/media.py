@@ -262,6 +262,14 @@ class MediaRouter:
             self._microphone.startTransmit(media)
         self._join_voice(handle)
 
+    def join_calls(self, first: CallId, second: CallId) -> None:
+        """Three-way conference: each call hears the other as well as the user. A call whose
+        audio is not up yet is joined when the core asks again, once it is."""
+        one, other = self._calls.get(first), self._calls.get(second)
+        if one is not None and other is not None:
+            one.startTransmit(other)
+            other.startTransmit(one)
+
     def disconnect_call(self, handle: CallId) -> None:
         if self._unwire(handle):
             self._update_clock()

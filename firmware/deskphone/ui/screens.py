@@ -307,14 +307,29 @@ def call_screen(view: PhoneView, call: Call) -> Screen:
     ]
     return Screen(
         "call",
-        "in call",
+        "conference" if view.conference else "in call",
         (
             Line(call.name or call.number, Face.NAME, scroll=True),
             Line(call.number if call.name else "", value=" ".join(flags)),
             Line(timer, Face.BIG if call.connected_at is not None else Face.NAME, Align.CENTER),
         ),
         title_right=call.codec,
+        footer=second_call_line(view),
     )
+
+
+def second_call_line(view: PhoneView) -> Line | None:
+    """The other call beside the one on screen: knocking, on hold, or in the conference."""
+    second = view.second
+    if second is None:
+        return None
+    if view.conference:
+        what = "+"
+    elif not second.established:
+        what = "waiting:"
+    else:
+        what = "on hold:"
+    return Line(f"{what} {peer_line(second)}", scroll=True)
 
 
 def ended_screen(view: PhoneView) -> Screen:

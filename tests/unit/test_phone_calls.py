@@ -1,0 +1,129 @@
+"""Two calls at once: call waiting, hold and swap, three-way conference."""
+
+from __future__ import annotations
+
+from deskphone.core.effects import (
+    Answer,
+    ConnectAudio,
+    Hangup,
+    JoinCalls,
+    PlayTone,
+    SetHold,
+    StopTone,
+    ToneOutput,
+)
+from deskphone.core.events import (
+    CallId,
+    CallIncoming,
+    CallMediaChanged,
+    CallState,
+    CallStateChanged,
+    HookChanged,
+)
+from deskphone.core.phone import Phone, PhoneState
+from deskphone.core.tones import ToneName
+from tests.unit.test_phone import connect, dial_out, make_phone, of_type
+
+KNOCKER = CallId("in-7")
+
+
+def in_call_with_a_knock(extra: str = "") -> tuple[Phone, CallId, list]:
+    phone, _ = make_phone(extra)
+    first = dial_out(phone)
+    connect(phone, first)
+    effects = phone.handle(CallIncoming(KNOCKER, 0, "1004", "Carol", "sip:1004@pbx"))
+    return phone, first, effects
+
+
+def test_a_second_caller_knocks_with_the_call_waiting_tone() -> None:
+    phone, first, effects = in_call_with_a_knock()
+    assert Answer(KNOCKER, 180) in effects and of_type(effects, Hangup) == []
+    (tone,) = of_type(effects, PlayTone)
+    assert tone.tone.name is ToneName.CALL_WAITING and tone.output is ToneOutput.VOICE
+    view = phone.view()
+    assert view.state is PhoneState.CONNECTED and view.call.id == first
+    assert view.second is not None and view.second.number == "1004" and not view.second.answered
+
+
+def test_without_call_waiting_the_second_caller_hears_busy() -> None:
+    _, _, effects = in_call_with_a_knock("[phone]\ncall_waiting = false\n")
+    assert Hangup(KNOCKER, 486) in effects
+
+
+def test_answering_the_knock_holds_the_first_call() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    effects = phone.command("answer")
+    assert SetHold(first, True) in effects and Answer(KNOCKER, 200) in effects
+    assert StopTone(ToneOutput.VOICE) in effects
+    assert phone.call.id == KNOCKER and phone.second.id == first and phone.second.on_hold
+
+
+def test_swap_trades_the_held_and_the_active_call() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    phone.command("answer")
+    phone.handle(CallStateChanged(KNOCKER, CallState.CONFIRMED, 200, "OK"))
+    effects = phone.command("swap")
+    assert SetHold(KNOCKER, True) in effects and SetHold(first, False) in effects
+    assert phone.call.id == first and not phone.call.on_hold and phone.second.on_hold
+
+
+def test_conference_joins_both_and_hanging_up_ends_both() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    phone.command("answer")
+    effects = phone.command("conference")
+    assert SetHold(first, False) in effects and JoinCalls(KNOCKER, first) in effects
+    assert phone.view().conference
+    effects = phone.command("hangup")
+    assert {Hangup(KNOCKER), Hangup(first)} <= set(effects)
+    assert phone.state is PhoneState.ENDED and phone.second is None
+    assert sorted(e.direction for e in list(phone.history)[:2]) == ["in", "out"]
+
+
+def test_when_one_conference_party_leaves_the_other_call_goes_on() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    phone.command("answer")
+    phone.command("conference")
+    phone.handle(CallStateChanged(first, CallState.DISCONNECTED, 200, "BYE"))
+    assert phone.state is PhoneState.CONNECTED and phone.call.id == KNOCKER
+    assert not phone.view().conference and phone.second is None
+
+
+def test_the_knocking_caller_giving_up_is_a_missed_call() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    effects = phone.handle(CallStateChanged(KNOCKER, CallState.DISCONNECTED, 487, "Cancelled"))
+    assert StopTone(ToneOutput.VOICE) in effects
+    assert phone.missed_calls == 1 and phone.second is None and phone.call.id == first
+
+
+def test_rejecting_the_knock_keeps_the_call() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    effects = phone.command("reject")
+    assert Hangup(KNOCKER, 603) in effects and phone.call.id == first and phone.second is None
+
+
+def test_when_the_call_ends_the_knocking_call_rings() -> None:
+    phone, _, _ = in_call_with_a_knock()
+    phone.handle(HookChanged(False))  # the user hangs up the first call
+    assert phone.state is PhoneState.RINGING and phone.call.id == KNOCKER
+    effects = phone.handle(HookChanged(True))
+    assert Answer(KNOCKER, 200) in effects and phone.state is PhoneState.CONNECTED
+
+
+def test_a_held_call_outlives_the_active_one_and_the_handset_going_down() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    phone.command("answer")
+    phone.handle(CallStateChanged(KNOCKER, CallState.DISCONNECTED, 200, "BYE"))
+    assert phone.state is PhoneState.CONNECTED and phone.call.id == first
+    assert phone.call.on_hold
+    effects = phone.handle(HookChanged(False))  # down: the held call stays held
+    assert of_type(effects, Hangup) == [] and phone.call.on_hold
+    effects = phone.handle(HookChanged(True))  # up again: take it back
+    assert SetHold(first, False) in effects and not phone.call.on_hold
+
+
+def test_a_conference_call_whose_media_comes_back_is_joined_again() -> None:
+    phone, first, _ = in_call_with_a_knock()
+    phone.command("answer")
+    phone.command("conference")
+    effects = phone.handle(CallMediaChanged(first, True, "G722/16000"))
+    assert ConnectAudio(first) in effects and JoinCalls(KNOCKER, first) in effects
