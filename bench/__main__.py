@@ -24,6 +24,7 @@ MODULES = (
     "keys",  # key edge -> screen and -> INVITE; keypad and display idle CPU
     "audio",  # added latency each way; PESQ under loss and jitter against baresip
     "service",  # the daemon under systemd's eyes: READY, watchdog, control socket, state
+    "image",  # the amd64 SD-card image under qemu: boot -> registered, writes while idle
 )
 
 
