@@ -320,36 +320,20 @@ def apply_hostname(layout: Layout) -> None:
 
 
 def show_notice(layout: Layout, headline: str, detail: str) -> Any:
-    """Put a message on the phone's display with the firmware's own display code (a simulated
-    display, logged, where there is no Pi); returns the firmware's `Display`, or None when it
-    could not be opened. Never fails: the journal has the message anyway."""
+    """Put a message on the phone's display with the firmware's own code (a simulated display,
+    logged, where there is no Pi), wired as the config says, or as by default where there is
+    none or it is broken; returns the firmware's `Display`, or None when it could not be
+    opened. Never fails: the journal has the message anyway."""
     log.info("display: %s: %s", headline, detail)
     try:
         from deskphone.config import default_config, load_config
-        from deskphone.hw.display import Display, open_device
-        from deskphone.hw.kits import choose_kit
-        from deskphone.hw.profile import load_profile
-        from deskphone.ui.fonts import Face
-        from deskphone.ui.screens import Align, Line, Screen
+        from deskphone.hw.kits import show_notice as show_on_display
 
         try:
             config = load_config(layout.config)
         except Exception:  # no config or a broken one: the default display wiring
             config = default_config()
-        simulated = choose_kit(config.hardware.kit) == "sim"
-        profile = load_profile(config.hardware.profile, config.display.interface)
-        display = Display(open_device(config.display, profile.display, simulated))
-        display.show(
-            Screen(
-                "error",
-                lines=(
-                    Line(headline, Face.NAME, Align.CENTER, wrap=True),
-                    Line(detail, wrap=True),
-                ),
-                centered=True,
-            )
-        )
-        return display
+        return show_on_display(config, headline, detail)
     except Exception as err:  # the display is a courtesy here; report and go on
         log.warning("cannot show the message on the display: %s", err)
         return None

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in VERBS:
         return run_verb(args)
     if args.command == "run":
-        config = _load(args.config)
+        config = _load(args.config, on_display=True, kit=args.kit)
         if config is None:
             return EXIT_CONFIG
         setup_logging("debug" if args.debug else config.phone.log_level)
@@ -135,15 +135,23 @@ def audio_list(path: Path | None) -> int:
     return 0
 
 
-def _load(path: Path) -> Config | None:
+def _load(path: Path, *, on_display: bool = False, kit: str | None = None) -> Config | None:
     """Load and check a config (the hardware profile it names, the power-loss pin against
-    that profile); print why not. A reload checks the same way."""
+    that profile); print why not. A reload checks the same way. `on_display`: the problem also
+    goes on the display of the phone about to run (wired as by default: the config that would
+    say otherwise is the broken one)."""
     from deskphone.service.reload import validate
 
     try:
         config = validate(path)
     except ConfigError as err:
         print(f"deskphone: {err}", file=sys.stderr)
+        if on_display:
+            from deskphone.hw.kits import show_notice
+
+            first = str(err.problems[0]) if err.problems else str(err)
+            more = f" (and {len(err.problems) - 1} more)" if len(err.problems) > 1 else ""
+            show_notice(default_config(), "config error", first + more, kit=kit)
         return None
     return config
 
@@ -191,6 +199,9 @@ async def serve(
     except DeskphoneError as err:
         log.error("%s", err)
         print(f"deskphone: {err}", file=sys.stderr)
+        from deskphone.hw.kits import show_notice
+
+        show_notice(config, "cannot start", str(err), kit=kit)
         return EXIT_FAILURE
     try:
         if terminal:

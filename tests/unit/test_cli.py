@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,40 @@ def test_help_lists_every_command(capsys) -> None:
     out = capsys.readouterr().out
     for command in ("run", "sim", "check-config"):
         assert command in out
+
+
+def test_a_broken_config_is_shown_on_the_display_the_phone_would_use(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`deskphone run` with a broken config exits with the message, and puts its first line on
+    the display (the sim kit's: luma's dummy device) where it stays after the process ends."""
+    import deskphone.hw.kits as kits
+
+    shown = []
+    real_show_notice = kits.show_notice
+
+    def spy(*args, **kwargs):  # the real function; only what it returns is kept
+        shown.append(real_show_notice(*args, **kwargs))
+        return shown[-1]
+
+    monkeypatch.setattr(kits, "show_notice", spy)
+    path = tmp_path / "deskphone.toml"
+    path.write_text(GOOD + "expiry = 5\n")
+    assert main(["run", "--config", str(path), "--kit", "sim"]) == 2
+    assert "account[0].expiry" in capsys.readouterr().err
+    [display] = shown
+    assert display is not None and display.screen is not None
+    text = display.screen.text()
+    assert "config error" in text and "line 6" in text
+    assert display.image is not None and display.image.getbbox() is not None  # pixels lit
+    assert display._device.persist  # luma leaves the picture up at exit
+
+
+def test_a_notice_that_cannot_be_drawn_is_not_fatal(tmp_path: Path) -> None:
+    from deskphone.config import default_config
+    from deskphone.hw.kits import show_notice
+
+    config = default_config()
+    missing = dataclasses.replace(config.hardware, profile=str(tmp_path / "no-such-profile.toml"))
+    broken = dataclasses.replace(config, hardware=missing)
+    assert show_notice(broken, "config error", "line 1", kit="sim") is None

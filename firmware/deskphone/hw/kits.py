@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import typing
 from collections.abc import Callable
@@ -25,10 +26,12 @@ from deskphone.hw.leds import Leds
 from deskphone.hw.netinfo import read_network_info
 from deskphone.hw.profile import HardwareProfile, load_profile
 from deskphone.hw.sim import KeyMatrix, mock_factory
-from deskphone.ui.screens import NetworkInfo
+from deskphone.ui.screens import NetworkInfo, notice_screen
 
 if TYPE_CHECKING:
     from deskphone.config import Config
+
+log = logging.getLogger(__name__)
 
 REPEAT_KEYS = ("vol_up", "vol_down", "up", "down")
 NETWORK_FRESH = 5.0  # seconds the network page's addresses are reused before being read again
@@ -47,6 +50,27 @@ def choose_kit(setting: str) -> str:
     if setting != "auto":
         return setting
     return "pi" if on_raspberry_pi() else "sim"
+
+
+def show_notice(
+    config: Config, headline: str, detail: str, *, kit: str | None = None
+) -> Display | None:
+    """Put a problem that keeps the phone from starting (a broken config, no SIP stack) on its
+    display, with the wiring `config` gives (pass the defaults when the config itself is what
+    is broken). The picture stays after the process ends, so that it can be read. Never fails
+    (the caller has put the message in the journal); returns the display, or None if it did
+    not open."""
+    try:
+        profile = load_profile(config.hardware.profile, config.display.interface)
+        simulated = (kit or choose_kit(config.hardware.kit)) == "sim"
+        device = open_device(config.display, profile.display, simulated)
+        device.persist = True  # luma blanks the panel at exit otherwise
+        display = Display(device)
+        display.show(notice_screen(headline, detail))
+    except Exception as err:  # a courtesy to whoever looks at the phone: report and go on
+        log.warning("cannot show this on the display: %s", err)
+        return None
+    return display
 
 
 @dataclass

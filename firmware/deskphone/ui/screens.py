@@ -231,13 +231,7 @@ def idle_screen(view: PhoneView, wall_time: float | None, no_account_hint: str) 
     clock = time.strftime("%H:%M", time.localtime(wall_time))
     problem = idle_problem(view, no_account_hint)
     if problem is not None:
-        headline, detail = problem
-        return Screen(
-            "error",
-            lines=(Line(headline, Face.NAME, Align.CENTER, wrap=True), Line(detail, wrap=True)),
-            status=status_bar(view, clock, no_account_hint),
-            centered=True,
-        )
+        return notice_screen(*problem, status=status_bar(view, clock, no_account_hint))
     notes = list(view.problems)  # state not saved, config not reloaded (service layer)
     if view.missed_calls:
         plural = "s" if view.missed_calls > 1 else ""
@@ -256,6 +250,17 @@ def idle_screen(view: PhoneView, wall_time: float | None, no_account_hint: str) 
             *(Line(note, align=Align.CENTER) for note in notes[:2]),
         ),
         status=status_bar(view, "", no_account_hint),
+        centered=True,
+    )
+
+
+def notice_screen(headline: str, detail: str, status: StatusBar | None = None) -> Screen:
+    """A problem in large type with what to do about it: the idle phone's, or one that keeps
+    the phone from starting at all (a broken config), drawn without any phone state."""
+    return Screen(
+        "error",
+        lines=(Line(headline, Face.NAME, Align.CENTER, wrap=True), Line(detail, wrap=True)),
+        status=status,
         centered=True,
     )
 
