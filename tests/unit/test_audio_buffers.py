@@ -96,26 +96,34 @@ def test_latency_stays_in_band_over_a_long_call_whatever_the_drift(ppm, chunk, f
     assert steps <= {0, 1, 2}, f"unexpected jumps {sorted(steps)[:5]}"
 
 
-def test_it_gives_silence_until_primed_then_the_samples_in_order() -> None:
+def test_it_gives_silence_until_primed_then_the_newest_samples_in_order() -> None:
     buffer = DriftBuffer(margin=0)
     buffer.write(ramp(1, 100))
     # It waits for a read plus half the largest write (the worst phase): 160 + 100 / 2.
     assert buffer.read(160) == bytes(320)
-    buffer.write(ramp(101, 300))
-    assert buffer.read(160) == ramp(1, 160)
-    assert buffer.read(160) == ramp(161, 160)
+    buffer.write(ramp(101, 100))
+    buffer.write(ramp(201, 100))
+    # Primed with 300 waiting, 90 more than it needs (160 + 100 / 2): the oldest 90 go, so
+    # the level starts at its target rather than above it.
+    assert buffer.read(160) == ramp(91, 160)
+    assert buffer.stats.dropped == 90
+    buffer.write(ramp(301, 200))
+    assert buffer.read(160) == ramp(251, 160)
 
 
 def test_an_underrun_pads_with_silence_and_keeps_a_larger_margin_after() -> None:
     buffer = DriftBuffer(margin=0)
-    buffer.write(ramp(1, 300))  # a read of 100 plus half a write: enough
-    assert [buffer.read(100) for _ in range(3)] == [ramp(1, 100), ramp(101, 100), ramp(201, 100)]
-    assert buffer.read(100) == bytes(200)
+    assert buffer.read(100) == bytes(200)  # the stream starts before the first write
+    buffer.write(ramp(1, 300))  # a read of 100 plus half a write (250) is kept, the rest goes
+    assert [buffer.read(100) for _ in range(2)] == [ramp(51, 100), ramp(151, 100)]
+    assert buffer.read(100) == ramp(251, 50) + bytes(100)
     assert buffer.stats.underruns == 1
     buffer.write(ramp(301, 260))  # 100 + 150 would have been enough before
     assert buffer.read(100) == bytes(200), "after an underrun it should keep more in hand"
+    # The late producer catches up in a burst: only the newest 100 + 150 + 64 (the margin
+    # grown by 4 ms) are kept, so the level is back at its target at once.
     buffer.write(ramp(561, 100))
-    assert buffer.read(100) == ramp(301, 100)
+    assert buffer.read(100) == ramp(661 - 314, 100)
 
 
 def test_a_consumer_that_stops_cannot_make_it_grow_without_bound() -> None:
@@ -124,3 +132,17 @@ def test_a_consumer_that_stops_cannot_make_it_grow_without_bound() -> None:
         buffer.write(ramp(start, 320))
     assert buffer.level_samples <= 1000
     assert buffer.stats.overflows == 10_240 - buffer.level_samples
+
+
+def test_a_consumer_back_from_a_pause_gets_the_newest_samples_not_stale_ones() -> None:
+    """The bridge reads the microphone only while a call listens to it: what the card
+    captured meanwhile (a dial tone's worth) must not be heard late, 200 ms behind."""
+    now = [0.0]
+    buffer = DriftBuffer(margin=0, clock=lambda: now[0])
+    for start in range(0, 3200, 160):  # 200 ms captured, nobody reading
+        buffer.write(ramp(start, 160))
+        now[0] += 0.01
+    # Primed from the newest: a read of 320 plus half a write, no more.
+    assert buffer.read(320) == ramp(3200 - 320 - 80, 320)
+    assert buffer.level_samples == 80
+    assert buffer.stats.dropped == 3200 - 400

@@ -417,7 +417,7 @@ class SoundDevices:
     def open_session(
         self, mic: DriftBuffer, earpiece: DriftBuffer, ringer: DriftBuffer | None
     ) -> bool:
-        """Start the handset's duplex stream (and the ringer's, when given and present).
+        """Start the handset's streams (and the ringer's, when given and present).
         False, with the handset reported missing, if the handset cannot be opened."""
         if self.handset is None:
             return False

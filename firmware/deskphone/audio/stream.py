@@ -40,9 +40,10 @@ MARGIN_MS = 4.0  # kept in hand at the emptiest phase, for the callbacks' jitter
 MARGIN_STEP_MS = 4.0  # ... grown by this after each underrun (a loaded machine) ...
 MARGIN_MAX_MS = 40.0  # ... up to this ...
 MARGIN_RELAX_SECONDS = 30.0  # ... and shrunk by a step after this long without one
-BAND_MS = 8.0  # how far above its target the level may wander before samples are slipped
+BAND_MS = 4.0  # how far above its target the level may wander before samples are slipped
 RESYNC_MS = 4.0  # further above the band for two windows (a start, a stall): skip back
 CAPACITY_MS = 200.0  # beyond this the oldest audio is thrown away (a consumer that stopped)
+IDLE_SECONDS = 0.1  # a consumer that read nothing for this long starts afresh
 
 
 def ms_to_samples(ms: float, rate: int = SAMPLE_RATE) -> int:
@@ -102,6 +103,7 @@ class DriftBuffer:
         self._window = window
         self._largest_write = 0
         self._primed = False
+        self._last_read = -float("inf")
         self._largest_read = 0
         self._reads = 0
         self._windows = 0
@@ -112,6 +114,7 @@ class DriftBuffer:
         self._target_level = 0.0
         self._highest = 0.0
         self._slip = 0  # +1: drop a sample per read, -1: repeat one, 0: neither
+        self._slips_left = 0  # ... this many more times
         self._skip = 0  # samples to skip at once at the next read
         self._was_far_too_much = False
         self._calm_since = 0.0  # when the margin last changed
@@ -145,11 +148,25 @@ class DriftBuffer:
         with self._lock:
             data = self._data
             self._largest_read = max(self._largest_read, samples)
+            now = self._clock()
+            # Nobody read for a while (the first read, or the bridge skipping a source no
+            # call listens to): what piled up meanwhile is stale, start from the newest.
+            idle = now - self._last_read > IDLE_SECONDS
+            self._last_read = now
+            if idle:
+                self._primed = False
             if not self._primed:
                 # Gather a read, half a write and the margin: even at the worst phase the
-                # first reads find enough, and the level starts near its target.
-                if len(data) < (samples + self._largest_write / 2 + self._margin) * SAMPLE_BYTES:
+                # first reads find enough, and the level starts near its target. Anything
+                # older is dropped now: after an underrun the late producer catches up in a
+                # burst (pjmedia's clock ticks the missed frames at once), and played, that
+                # backlog would only be skipped a second later, a second gap in the speech.
+                prime = (samples + self._largest_write // 2 + self._margin) * SAMPLE_BYTES
+                if len(data) < prime:
                     return bytes(want)
+                stale = len(data) - prime
+                del data[:stale]
+                self._dropped += stale // SAMPLE_BYTES
                 self._primed = True
                 self._reads = self._windows = 0
                 self._area = 0.0
@@ -181,6 +198,10 @@ class DriftBuffer:
                 self._dropped += 1
             elif slip < 0:
                 self._inserted += 1
+            if slip:
+                self._slips_left -= 1
+                if self._slips_left <= 0:
+                    self._slip = 0
         if slip > 0:
             return out[:want]
         if slip < 0:
@@ -200,15 +221,14 @@ class DriftBuffer:
             self._highest = max(self._highest, level)
         self._windows += 1
         self._level, self._target_level = level, target
-        # Slip only to bring the level back into its band, and stop once it is well inside,
-        # so window-to-window jitter does not keep the buffer slipping to and fro.
+        # Slip only to bring the level back into its band, and then exactly the samples
+        # that bring it to the band's middle (counted down per read): slipping on to the
+        # next window's look overshot by up to a window of slips (50 samples), leaving the
+        # level, the latency, that much too high or low for the rest of the call.
         middle = target + self._band / 2
-        if level > target + self._band:
-            self._slip = 1
-        elif level < target:
-            self._slip = -1
-        elif (self._slip > 0 and level <= middle) or (self._slip < 0 and level >= middle):
-            self._slip = 0
+        if level > target + self._band or level < target:
+            self._slip = 1 if level > middle else -1
+            self._slips_left = round(abs(level - middle))
         far_too_much = level > target + self._band + ms_to_samples(RESYNC_MS)
         if far_too_much and self._was_far_too_much:
             # Far too much for a whole second (a device that started late, or stalled and
@@ -271,8 +291,8 @@ class StreamTarget:
 
 
 class SoundStreams:
-    """The PortAudio streams of one session: the handset's (duplex) and, if there is one, the
-    ringer's (output only).
+    """The PortAudio streams of one session: the handset's (one per direction) and, if there
+    is one, the ringer's (output only).
 
     Callbacks run on PortAudio's threads and do nothing but hand samples to and from the
     buffers. `healthy` tells when a device stopped delivering (unplugged mid-call).
@@ -297,17 +317,32 @@ class SoundStreams:
         capture_into: DriftBuffer | None,
         play_from: DriftBuffer | None,
     ) -> None:
-        """Start a stream on `target` that records into `capture_into` and plays what
-        `play_from` gives; either may be None (or the device may lack that direction) for a
-        one-way stream. Raises `AudioStreamError` with PortAudio's reason."""
+        """Start streams on `target` that record into `capture_into` and play what
+        `play_from` gives; either may be None (or the device may lack that direction).
+        Raises `AudioStreamError` with PortAudio's reason.
+
+        Each direction gets a stream of its own, not one duplex stream: PortAudio's ALSA
+        duplex loop waits for both directions together, so a late capture period held the
+        playback back too (an underrun in the earpiece), and it ends the whole stream when
+        the playback side cannot tell its delay for a moment, as ALSA's pulse plugin does
+        after an underrun. Apart, a hiccup in one direction stays in that direction."""
+        keep_going = self._pa.paContinue
+        wanted = []
+        if capture_into is not None and target.input_index is not None:
+            wanted.append((target.input_index, _Callback(keep_going, capture_into, None)))
+        if play_from is not None and target.output_index is not None:
+            wanted.append((target.output_index, _Callback(keep_going, None, play_from)))
+        opened = len(self._streams)
+        try:
+            for index, callback in wanted:
+                self._open_one(target, index, callback)
+        except AudioStreamError:
+            self._close_from(opened)  # not half a device
+            raise
+
+    def _open_one(self, target: StreamTarget, index: int, callback: _Callback) -> None:
         pa = self._pa
-        record = capture_into is not None and target.input_index is not None
-        play = play_from is not None and target.output_index is not None
-        if not (record or play):
-            return
-        callback = _Callback(
-            pa.paContinue, capture_into if record else None, play_from if play else None
-        )
+        record = callback.records
         try:
             with self._quiet():
                 stream = self._portaudio.open(
@@ -315,9 +350,9 @@ class SoundStreams:
                     channels=1,
                     format=pa.paInt16,
                     input=record,
-                    output=play,
-                    input_device_index=target.input_index if record else None,
-                    output_device_index=target.output_index if play else None,
+                    output=not record,
+                    input_device_index=index if record else None,
+                    output_device_index=None if record else index,
                     frames_per_buffer=PERIOD_FRAMES,
                     stream_callback=callback,
                 )
@@ -345,7 +380,11 @@ class SoundStreams:
         return [(s.get_input_latency(), s.get_output_latency()) for s in self._streams]
 
     def close(self) -> None:
-        streams, self._streams = self._streams, []
+        self._close_from(0)
+
+    def _close_from(self, first: int) -> None:
+        streams, self._streams = self._streams[first:], self._streams[:first]
+        del self._callbacks[first:]
         for stream in streams:
             try:
                 stream.stop_stream()
@@ -366,6 +405,10 @@ class _Callback:
         self._play_from = play_from
         self.calls = 0
         self.xruns = 0
+
+    @property
+    def records(self) -> bool:
+        return self._capture_into is not None
 
     def __call__(
         self, data: bytes | None, frames: int, _time: Any, status: int

@@ -284,12 +284,14 @@ class SipStack:
         # clocks the bridge; the handset's audio enters through a port of ours and never
         # passes it, so a tail would only cost CPU. See README, "Handset audio".
         media.ecTailLen = 0
-        # Jitter buffer (ms), adaptive with pjmedia's progressive discard: start at three
-        # frames and never below two (a single frame of prefetch lost packets that arrived
-        # 40 +- 10 ms late: see bench/audio.py), grow to 300 ms for a bad path, never hold
-        # more than 500 ms.
-        media.jbInit = 60
-        media.jbMinPre = 40
+        # Jitter buffer (ms), adaptive with pjmedia's progressive discard. It starts where it
+        # may settle, one 20 ms packet (two G.722 frames): started higher (60 ms, tried), it
+        # later dropped the surplus frame in the middle of speech, which alone cost the
+        # earpiece 0.5-1.0 PESQ on a clean call. On a quiet path it stays there; late packets
+        # make it grow (to 300 ms at most, never holding more than 500 ms). See README,
+        # "Handset audio", for the figures.
+        media.jbInit = 20
+        media.jbMinPre = 20
         media.jbMaxPre = 300
         media.jbMax = 500
         media.hasIoqueue = False  # RTP shares the SIP ioqueue, so one pump serves both
