@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # wideband end to end (G.722), the bridge's own rate
 SAMPLE_BYTES = 2  # signed 16-bit, mono
-PERIOD_FRAMES = 160  # 10 ms per sound-card callback: short, so little waits in the buffers
+PERIOD_FRAMES = 80  # 5 ms per sound-card callback: short, so little waits in the buffers
 WINDOW_SECONDS = 0.5  # the level is judged over this long
 MARGIN_MS = 4.0  # kept in hand at the emptiest phase, for the callbacks' jitter ...
 MARGIN_STEP_MS = 4.0  # ... grown by this after each underrun (a loaded machine) ...
