@@ -2,15 +2,17 @@
 ALSA's pulse plugin are the handset's microphone and earpiece (tests/rig/pulse.py), opened by
 the phone with PyAudio exactly as it opens a USB handset; baresip is the far end.
 
-PESQ floors. The speech is espeak-ng's, which P.862 scores lower than recorded human speech:
-between two baresips (no sound card, WAV in, WAV out) the same kind of clip scores WB 3.0-3.2
-over G.722, and through the phone's files backend (pjsua's WAV player and recorder) WB 2.9-3.1
-and NB 3.1-3.9. Through the sound card, with other test suites loading this two-core machine
-(load average ~2), six runs scored WB 2.41-3.07 (earpiece) and 2.45-2.89 (microphone), NB
-2.84-3.39 (earpiece) and 3.21-3.60 (microphone). The floors sit about 0.4 below the lowest: a
-broken path (a wrong rate, a buffer that keeps running dry, a clock slipping too fast) scored
-1.1-1.6 while this was built. A machine loaded far beyond its cores (load average 6 on two)
-starves PulseAudio itself and can fail them: the failure message carries the buffers' figures.
+PESQ floors. They were set when the speech was espeak-ng's formant synthesis, which P.862
+scores lower than recorded speech: through the sound card, with other test suites loading this
+two-core machine (load average ~2), six runs scored WB 2.41-3.07 (earpiece) and 2.45-2.89
+(microphone), NB 2.84-3.39 and 3.21-3.60, and the floors sat about 0.4 below the lowest. With
+festival's HTS voice (recorded speech) and the present audio path, runs on a quiet machine
+scored WB 4.33 every time (earpiece; two baresips in bench.audio: 4.34-4.37) and 3.72-3.90
+(microphone) in three, NB 3.74 and 3.97-4.04 in four. The floors stay where they were: no
+festival figures under load exist yet, and a loaded machine starves PulseAudio itself (a load
+average of 4 on two cores cost the old path up to 2 MOS). They still catch a broken path (a
+wrong rate, a buffer that keeps running dry, a clock slipping too fast), which scored 1.1-1.6
+while this was built; the failure message carries the buffers' figures.
 """
 
 from __future__ import annotations

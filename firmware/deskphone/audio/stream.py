@@ -4,10 +4,10 @@ Two clocks meet here: pjsua's conference bridge ticks on the system clock (its n
 the sound card on its own crystal. They never agree exactly (a USB handset is off by up to a
 few hundred ppm), so a plain FIFO between them would slowly fill (latency grows without end) or
 run dry (a click every few seconds). `DriftBuffer` keeps the FIFO's mean level inside a small
-band by slipping single samples: when the level sits above the band for a whole window it drops
-one sample per read, when it sits below it repeats one. One sample in 160 or 320 is inaudible
-in speech, and one per read corrects up to 1/frame of clock error (6250 ppm for 10 ms reads),
-far beyond any real crystal. Nothing is resampled, so the work per frame is a few
+band by slipping single samples: when the level leaves the band it drops (or repeats) one
+sample per read until it is back in the middle. One sample in 80 or 320 is inaudible in
+speech, and one per read corrects up to 1/frame of clock error (3125 ppm for the bridge's
+20 ms reads), far beyond any real crystal. Nothing is resampled, so the work per frame is a few
 slices of a bytearray: Python on the audio path only copies frames.
 
 The streams are PortAudio callback streams (PyAudio) opened only while the bridge runs, so an
