@@ -275,8 +275,11 @@ class SipStack:
         media.clockRate = CLOCK_RATE
         media.sndClockRate = CLOCK_RATE
         media.channelCount = 1
-        # The bridge ticks every 20 ms, as RTP's packets: a 10 ms tick, tried, made every
-        # Python callback twice as frequent and the handset's latency longer, not shorter.
+        # The bridge ticks every 20 ms, as RTP's packets. A 10 ms tick, tried again with the
+        # drift buffers' present control (and a 20 ms jitter floor), took the earpiece's
+        # latency from 52 to 44 ms, but with 40 +- 10 ms of jitter the jitter buffer, read
+        # every 10 ms, kept running dry: earpiece PESQ 1.9-3.3 where a 20 ms tick scored
+        # 3.8-4.3 (bench/audio.py).
         media.audioFramePtime = BRIDGE_FRAME_MS
         media.ptime = 20
         media.noVad = True  # a desk phone sends steady RTP; comfort noise brings nothing here
@@ -284,14 +287,16 @@ class SipStack:
         # clocks the bridge; the handset's audio enters through a port of ours and never
         # passes it, so a tail would only cost CPU. See README, "Handset audio".
         media.ecTailLen = 0
-        # Jitter buffer (ms), adaptive with pjmedia's progressive discard. It starts where it
-        # may settle, one 20 ms packet (two G.722 frames): started higher (60 ms, tried), it
-        # later dropped the surplus frame in the middle of speech, which alone cost the
-        # earpiece 0.5-1.0 PESQ on a clean call. On a quiet path it stays there; late packets
-        # make it grow (to 300 ms at most, never holding more than 500 ms). See README,
-        # "Handset audio", for the figures.
-        media.jbInit = 20
-        media.jbMinPre = 20
+        # Jitter buffer (ms), adaptive with pjmedia's progressive discard. It starts at its
+        # floor: started higher (60 ms over a 40 ms floor, as it was), it later discarded the
+        # surplus frame in the middle of speech, which alone cost the earpiece 0.5-1.0 PESQ
+        # on a clean call. The floor is two packets: at one (20 ms, tried) a clean call's
+        # earpiece was 14 ms sooner, but with 40 +- 10 ms of jitter the buffer ran dry,
+        # discarded and grew by turns all call long (PESQ median 3.65 in three calls, where
+        # two packets scored 4.31 and baresip 4.33). Late packets make it grow, to 300 ms at
+        # most, never holding more than 500 ms. See README, "Handset audio".
+        media.jbInit = 40
+        media.jbMinPre = 40
         media.jbMaxPre = 300
         media.jbMax = 500
         media.hasIoqueue = False  # RTP shares the SIP ioqueue, so one pump serves both
