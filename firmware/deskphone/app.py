@@ -208,9 +208,7 @@ class App:
     def screen(self) -> Screen:
         hint = "no account configured" if not self.config.accounts else ""
         network = self.kit.network if self.kit is not None else None
-        return screen_for(
-            self.view(), wall_time=time.time(), no_account_hint=hint, network=network
-        )
+        return screen_for(self.view(), wall_time=time.time(), no_account_hint=hint, network=network)
 
     def refresh_display(self) -> None:
         """Redraw if the screen changed, and wake again only when it would change by itself

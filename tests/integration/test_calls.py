@@ -333,10 +333,12 @@ def three_party_call(
     phone.command("answer")
     knocker.wait_event(CALL_ESTABLISHED)
     phone.wait_for(
-        lambda v: v.call.number == "1004"
-        and v.call.connected_at is not None
-        and v.second is not None
-        and v.second.on_hold,
+        lambda v: (
+            v.call.number == "1004"
+            and v.call.connected_at is not None
+            and v.second is not None
+            and v.second.on_hold
+        ),
         5,
         "the knocking call answered, the first on hold",
     )

@@ -228,8 +228,9 @@ class SipStack:
             except pj.Error as err:
                 account.awaiting_reply = False
                 if err.status != PJSIP_EBUSY:
-                    log.warning("account %d: cannot unregister: %s", account.index,
-                                _error_text(err))
+                    log.warning(
+                        "account %d: cannot unregister: %s", account.index, _error_text(err)
+                    )
                     return
                 await asyncio.sleep(SHUTDOWN_POLL)  # a refresh of pjsua's own is in flight
             self._wake_pump()
