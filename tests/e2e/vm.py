@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tests.rig import RigError, live_peers
+from tests.rig import RigError, background_work, live_peers
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "image"
@@ -93,6 +93,19 @@ class ImageBuild:
                 start_new_session=True,
             )
         live_peers.add(self)
+        background_work.add(self)
+
+    def _signal(self, signum: int) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signum)
+
+    def pause(self) -> None:
+        """Stop every process of the build until `resume` (tests that need the machine)."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
 
     def wait(self, timeout: float = 1800.0) -> tuple[Path, float]:
         """The image and the seconds the build took; RigError with the log's end if it failed."""
@@ -104,6 +117,7 @@ class ImageBuild:
             raise RigError(message) from err
         seconds = time.monotonic() - self.began
         live_peers.discard(self)
+        background_work.discard(self)
         if code != 0:
             lines = self.log_path.read_text(errors="replace").splitlines()
             tail = "\n".join(lines[-30:])
@@ -111,7 +125,9 @@ class ImageBuild:
         return image_path(self.arch), seconds
 
     def kill(self) -> None:
+        background_work.discard(self)
         if self._proc.poll() is None:
+            self.resume()  # a stopped process group would not act on SIGTERM
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGTERM)
             try:

@@ -40,7 +40,7 @@ from tests.rig.pulse import EAR_SINK, HANDSET_PCM, RINGER_PCM, RINGER_SINK, Puls
 from tests.rig.quality import cadence, pesq_mos
 from tests.rig.signals import dominant_frequency, has_tone, read_wav, rms, tone, write_wav
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.quiet]
 
 PESQ_FLOOR = {"wb": 2.0, "nb": 2.4}
 FAR_TONE = 600.0

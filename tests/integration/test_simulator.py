@@ -23,7 +23,7 @@ from tests.harness import phone_config_text
 from tests.rig import RigError, wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.quiet]
 
 COLUMNS, ROWS = 160, 50  # wide enough for the 1x2-pixel block picture
 EXITED = "simulator exited with status "

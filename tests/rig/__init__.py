@@ -8,8 +8,9 @@ except `fixtures`, so bench/ can drive the same peers.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -39,6 +40,30 @@ class Killable(Protocol):
 
 # Peers still running, killed at interpreter exit if a test run dies without its teardown.
 live_peers: set[Killable] = set()
+
+
+class Pausable(Protocol):
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+
+
+# Work a test session runs in the background (an SD-card image build) while its tests run.
+background_work: set[Pausable] = set()
+
+
+@contextlib.contextmanager
+def machine_to_ourselves() -> Iterator[None]:
+    """Pause the session's background work for a while: what runs in real time (a sound
+    server's clock, a terminal driven by keystrokes) misses its deadlines on a loaded 2-core
+    machine even when the load has the lowest priority."""
+    paused = list(background_work)
+    for work in paused:
+        work.pause()
+    try:
+        yield
+    finally:
+        for work in paused:
+            work.resume()
 
 
 @atexit.register
