@@ -128,13 +128,11 @@ class ImageBuild:
         background_work.discard(self)
         if self._proc.poll() is None:
             self.resume()  # a stopped process group would not act on SIGTERM
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
                 self._proc.wait(30)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self._proc.pid, signal.SIGKILL)
+                self._signal(signal.SIGKILL)
                 self._proc.wait()
         live_peers.discard(self)
 
