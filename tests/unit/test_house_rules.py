@@ -70,7 +70,11 @@ def run_tool(*command: str) -> None:
 
 
 def test_ruff_is_clean() -> None:
-    run_tool("ruff", "check", "firmware", "tests", "bench")
+    run_tool("ruff", "check", "firmware", "tests", "bench", "image")
+
+
+def test_ruff_format_is_kept() -> None:
+    run_tool("ruff", "format", "--check", "firmware", "tests", "bench", "image")
 
 
 def test_mypy_is_clean() -> None:
