@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -210,3 +212,17 @@ class PhoneUnderTest:
     @property
     def earpiece_recording(self) -> Path | None:
         return self.app.stack.last_recording if self.app.stack else None
+
+
+def stop_daemon(proc: subprocess.Popen[str]) -> tuple[float, str]:
+    """SIGTERM a `deskphone run`, as systemd stops it: (seconds until it exited, its stderr).
+    One that is still running 10 s later is killed and the test fails with its stderr."""
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        raise RigError(f"the daemon ignored SIGTERM for 10 s:\n{stderr[-3000:]}") from None
+    return time.monotonic() - started, stderr

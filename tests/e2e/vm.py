@@ -11,7 +11,6 @@ No pytest here, so bench/image.py drives the same VM.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tests.rig import RigError, background_work, live_peers
+from tests.rig import RigError, background_work, live_peers, signal_group
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "image"
@@ -95,10 +94,9 @@ class ImageBuild:
         live_peers.add(self)
         background_work.add(self)
 
-    def _signal(self, signum: int) -> None:
+    def _signal(self, sig: signal.Signals) -> None:
         if self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signum)
+            signal_group(self._proc, sig)
 
     def pause(self) -> None:
         """Stop every process of the build until `resume` (tests that need the machine)."""
@@ -413,8 +411,7 @@ class Vm:
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
+            signal_group(self._proc, signal.SIGKILL)
             self._proc.wait(10)
         live_peers.discard(self)
         shutil.rmtree(self._sockets, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import phone_config_text
+from tests.harness import phone_config_text, stop_daemon
 from tests.rig.kamailio import Kamailio
 from tests.rig.relay import DelayingRelay
 
@@ -52,18 +51,6 @@ def write_config(kamailio: Kamailio, tmp_path: Path, password: str | None = None
         )
     )
     return path
-
-
-def stop_daemon(proc: subprocess.Popen[str]) -> tuple[float, str]:
-    started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, stderr = proc.communicate()
-        pytest.fail(f"the daemon ignored SIGTERM for 10 s:\n{stderr[-3000:]}")
-    return time.monotonic() - started, stderr
 
 
 def test_sigterm_unregisters_and_exits_cleanly_within_budget(

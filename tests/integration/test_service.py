@@ -24,7 +24,7 @@ import pytest
 from deskphone.config import load_config
 from deskphone.core.phone import PhoneState
 from deskphone.service.control import ControlError, request
-from tests.harness import PhoneUnderTest, phone_config_text
+from tests.harness import PhoneUnderTest, phone_config_text, stop_daemon
 from tests.rig import wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED
 
@@ -175,17 +175,6 @@ def write_config(kamailio: Any, tmp_path: Path, **options: Any) -> Path:
     return path
 
 
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, stderr = proc.communicate()
-        pytest.fail(f"the daemon ignored SIGTERM: {stderr[-2000:]}")
-    return stderr
-
-
 def test_daemon_tells_systemd_ready_status_watchdog_reload_and_stopping(
     kamailio, baresip_factory, tmp_path: Path
 ) -> None:
@@ -214,7 +203,7 @@ def test_daemon_tells_systemd_ready_status_watchdog_reload_and_stopping(
             lambda: any(at > reloaded_at for at in notify.times_of("READY=1")), 5, "READY again"
         )
     finally:
-        stderr = stop(proc)
+        _, stderr = stop_daemon(proc)
         notify.close()
     assert proc.returncode == 0, stderr[-3000:]
     assert any(t.startswith("STOPPING=1") for t in notify.texts())
@@ -305,7 +294,7 @@ def test_journal_gets_structured_fields_when_stderr_is_the_journal(
         ended = wait_until(lambda: record("call_ended"), 10, "the call_ended record")
         control = record("control_command")
     finally:
-        stderr = stop(proc)
+        _, stderr = stop_daemon(proc)
         journal.close()
     assert ended["CALL_NUMBER"] == "5999" and ended["SIP_CODE"] == "404"
     assert ended["END_REASON"] == "not_found" and ended["CALL_DIRECTION"] == "out"

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -40,6 +43,13 @@ class Killable(Protocol):
 
 # Peers still running, killed at interpreter exit if a test run dies without its teardown.
 live_peers: set[Killable] = set()
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send `sig` to the process group a peer was started in (`start_new_session=True`), so
+    that its children get it too; a group already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 class Pausable(Protocol):

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
-from tests.rig import RigError, live_peers, module_dir, wait_until
+from tests.rig import RigError, live_peers, module_dir, signal_group, wait_until
 from tests.rig.ports import HOST, free_port, port_is_free
 from tests.rig.signals import wav_format, write_tone_wav
 
@@ -432,8 +432,7 @@ class Baresip:
 
     def _signal(self, sig: signal.Signals) -> None:
         assert self._proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)
+        signal_group(self._proc, sig)
 
     def _close_io(self) -> None:
         live_peers.discard(self)

@@ -23,7 +23,6 @@ request for a user with no binding gets 404; requests for any other host:port ge
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -38,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self, TypeVar
 
-from tests.rig import RigError, live_peers, module_dir
+from tests.rig import RigError, live_peers, module_dir, signal_group
 from tests.rig.ports import HOST, free_port
 
 _T = TypeVar("_T")
@@ -381,8 +380,7 @@ class Kamailio:
 
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self._proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)
+        signal_group(self._proc, sig)
 
     def _wait_children_gone(self, timeout: float) -> None:
         """Children outlive a SIGKILLed parent briefly; make sure none still holds the port."""

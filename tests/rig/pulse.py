@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tests.rig import RigError, live_peers, wait_until
+from tests.rig import RigError, live_peers, signal_group, wait_until
 
 PULSEAUDIO = "pulseaudio"
 SYSTEM_ALSA_CONFIG = Path("/usr/share/alsa/alsa.conf")
@@ -127,8 +127,7 @@ class PulseRig:
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
+            signal_group(self._proc, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(5)
         live_peers.discard(self)
