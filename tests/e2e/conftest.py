@@ -50,6 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not image_tests:
         return
     items[:] = [item for item in items if not item.get_closest_marker("e2e")] + image_tests
+    if config.option.collectonly:
+        return
     wanted = {arch for arch in MACHINES for item in image_tests if arch in item.name}
     for arch in sorted(wanted):
         if _cannot_build(arch) is None:
