@@ -111,19 +111,34 @@ def test_it_gives_silence_until_primed_then_the_newest_samples_in_order() -> Non
     assert buffer.read(160) == ramp(251, 160)
 
 
+def test_primed_just_after_a_write_it_lasts_until_the_next_write() -> None:
+    """The earpiece: the bridge writes 20 ms at once, the card reads 5 ms at a time. Priming
+    may come right after a write; every read until the next write must still find enough."""
+    buffer = DriftBuffer(margin=0)
+    buffer.write(ramp(1, 320))
+    assert buffer.read(80) == bytes(160), "a write plus half a read (360) is not there yet"
+    buffer.write(ramp(321, 320))
+    # Primed with the newest 360: the four reads of one write period all find theirs.
+    assert [buffer.read(80) for _ in range(4)] == [ramp(281 + 80 * k, 80) for k in range(4)]
+    assert buffer.stats.underruns == 0
+    buffer.write(ramp(641, 320))
+    assert buffer.read(80) == ramp(601, 80)
+
+
 def test_an_underrun_pads_with_silence_and_keeps_a_larger_margin_after() -> None:
     buffer = DriftBuffer(margin=0)
-    assert buffer.read(100) == bytes(200)  # the stream starts before the first write
-    buffer.write(ramp(1, 300))  # a read of 100 plus half a write (250) is kept, the rest goes
-    assert [buffer.read(100) for _ in range(2)] == [ramp(51, 100), ramp(151, 100)]
-    assert buffer.read(100) == ramp(251, 50) + bytes(100)
+    buffer.write(ramp(1, 320))
+    buffer.write(ramp(321, 320))
+    assert [buffer.read(80) for _ in range(4)] == [ramp(281 + 80 * k, 80) for k in range(4)]
+    # The next write is late: 40 samples are left for a read of 80.
+    assert buffer.read(80) == ramp(601, 40) + bytes(80)
     assert buffer.stats.underruns == 1
-    buffer.write(ramp(301, 260))  # 100 + 150 would have been enough before
-    assert buffer.read(100) == bytes(200), "after an underrun it should keep more in hand"
-    # The late producer catches up in a burst: only the newest 100 + 150 + 64 (the margin
-    # grown by 4 ms) are kept, so the level is back at its target at once.
-    buffer.write(ramp(561, 100))
-    assert buffer.read(100) == ramp(661 - 314, 100)
+    buffer.write(ramp(641, 320))  # a write and half a read (360) were enough before
+    assert buffer.read(80) == bytes(160), "after an underrun it should keep more in hand"
+    # The late producer catches up in a burst: only the newest 320 + 40 + 64 (the margin
+    # grown by 4 ms) are kept, so the level is back near its target at once.
+    buffer.write(ramp(961, 320))
+    assert buffer.read(80) == ramp(1281 - 424, 80)
 
 
 def test_a_consumer_that_stops_cannot_make_it_grow_without_bound() -> None:

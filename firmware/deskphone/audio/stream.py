@@ -156,12 +156,17 @@ class DriftBuffer:
             if idle:
                 self._primed = False
             if not self._primed:
-                # Gather a read, half a write and the margin: even at the worst phase the
-                # first reads find enough, and the level starts near its target. Anything
+                # Gather the larger of a read and a write, half the smaller, and the margin:
+                # priming may come just after a write, and then the reads until the next
+                # one take a whole write (a read and half a write, as it was, ran dry 15 ms
+                # into every earpiece session and left the margin a step larger for the
+                # first half-minute of the call). The surplus at other phases is slipped
+                # away within a second. Anything
                 # older is dropped now: after an underrun the late producer catches up in a
                 # burst (pjmedia's clock ticks the missed frames at once), and played, that
                 # backlog would only be skipped a second later, a second gap in the speech.
-                prime = (samples + self._largest_write // 2 + self._margin) * SAMPLE_BYTES
+                larger, smaller = sorted((samples, self._largest_write), reverse=True)
+                prime = (larger + smaller // 2 + self._margin) * SAMPLE_BYTES
                 if len(data) < prime:
                     return bytes(want)
                 stale = len(data) - prime

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
@@ -131,6 +131,31 @@ if _fast_path_works():
 else:  # pragma: no cover - only with a C++ runtime of another layout
     log.warning("pjsua2 frames are copied the slow way (std::vector layout not recognised)")
     read_vector, write_vector = _swig_read, _swig_write
+
+
+# pjmedia's jitter-buffer discard algorithms (pjmedia_jb_discard_algo). pjsua2's MediaConfig
+# has the field, but SWIG wraps the enum as an opaque pointer: its getter hands out a copy of
+# the int on the heap, its setter copies one back. So the value is written through ctypes into
+# the getter's copy, and that copy set. SWIG has no destructor for the type: the copies (four
+# bytes each, made at start-up) are disowned, not freed, which also keeps SWIG from warning.
+JB_DISCARD_NONE, JB_DISCARD_STATIC, JB_DISCARD_PROGRESSIVE = 0, 1, 2
+
+
+def _discard_copy(media: pj.MediaConfig) -> tuple[Any, ctypes.c_int]:
+    copy = media.jbDiscardAlgo
+    copy.disown()
+    return copy, ctypes.c_int.from_address(int(copy))
+
+
+def jitter_discard(media: pj.MediaConfig) -> int:
+    """The jitter buffer's discard algorithm a MediaConfig names."""
+    return _discard_copy(media)[1].value
+
+
+def set_jitter_discard(media: pj.MediaConfig, algorithm: int) -> None:
+    copy, value = _discard_copy(media)
+    value.value = algorithm
+    media.jbDiscardAlgo = copy
 
 
 class SoundPort(pj.AudioMediaPort):  # type: ignore[misc]

@@ -58,7 +58,7 @@ from deskphone.core.events import (
 from deskphone.errors import SipError
 from deskphone.sip.account import PhoneAccount
 from deskphone.sip.call import PhoneCall
-from deskphone.sip.media import MediaRouter
+from deskphone.sip.media import JB_DISCARD_STATIC, MediaRouter, set_jitter_discard
 from deskphone.sip.uri import parse_peer, server_uri, target_uri
 
 if TYPE_CHECKING:
@@ -288,17 +288,20 @@ class SipStack:
         # clocks the bridge; the handset's audio enters through a port of ours and never
         # passes it, so a tail would only cost CPU. See README, "Handset audio".
         media.ecTailLen = 0
-        # Jitter buffer (ms), adaptive with pjmedia's progressive discard. It starts at its
-        # floor: started higher (60 ms over a 40 ms floor, as it was), it later discarded the
-        # surplus frame in the middle of speech, which alone cost the earpiece 0.5-1.0 PESQ
-        # on a clean call. The floor is two packets: at one (20 ms, tried) a clean call's
-        # earpiece was 14 ms sooner, but with 40 +- 10 ms of jitter the buffer ran dry,
-        # discarded and grew by turns all call long (PESQ median 3.65 in three calls, where
-        # two packets scored 4.31 and baresip 4.33). Late packets make it grow, to 300 ms at
-        # most, never holding more than 500 ms. See README, "Handset audio".
-        media.jbInit = 40
-        media.jbMinPre = 40
+        # Jitter buffer (ms): adaptive, from a floor of one packet, with pjmedia's static
+        # discard. On a good path (a desk phone's LAN) it stays at one packet, 10 ms sooner on
+        # average than at two (bench/audio.py); late packets raise it (on 40 +- 10 ms of jitter
+        # to two or three packets), to 300 ms at most, never holding more than 500 ms. Static
+        # discard gives a frame back only once the buffer holds twice the bursts it has seen,
+        # one per 200 ms: pjmedia's default, progressive discard, shrank it as soon as a burst
+        # had passed, so at a one-packet floor it ran dry, discarded and regrew all call long
+        # under jitter (PESQ median 3.65 in three calls). It starts at its floor: started
+        # higher (60 ms over 40), the surplus frame was later discarded in the middle of
+        # speech, which alone cost a clean call 0.5-1.0 PESQ. See README, "Handset audio".
+        media.jbInit = 20
+        media.jbMinPre = 20
         media.jbMaxPre = 300
+        set_jitter_discard(media, JB_DISCARD_STATIC)
         media.jbMax = 500
         media.hasIoqueue = False  # RTP shares the SIP ioqueue, so one pump serves both
         media.threadCnt = 0
