@@ -161,10 +161,10 @@ class DriftBuffer:
                 # one take a whole write (a read and half a write, as it was, ran dry 15 ms
                 # into every earpiece session and left the margin a step larger for the
                 # first half-minute of the call). The surplus at other phases is slipped
-                # away within a second. Anything
-                # older is dropped now: after an underrun the late producer catches up in a
-                # burst (pjmedia's clock ticks the missed frames at once), and played, that
-                # backlog would only be skipped a second later, a second gap in the speech.
+                # away within a second. Anything older is dropped now: after an underrun the
+                # late producer catches up in a burst (pjmedia's clock ticks the missed
+                # frames at once), and played, that backlog would only be skipped a second
+                # later, a second gap in the speech.
                 larger, smaller = sorted((samples, self._largest_write), reverse=True)
                 prime = (larger + smaller // 2 + self._margin) * SAMPLE_BYTES
                 if len(data) < prime:
