@@ -158,6 +158,29 @@ def set_jitter_discard(media: pj.MediaConfig, algorithm: int) -> None:
     media.jbDiscardAlgo = copy
 
 
+# G.722 codes 14-bit samples; pjmedia takes 16-bit ones in and out and by default shifts them
+# by two bits each way, where baresip (and the spandsp-derived G.722 of Asterisk and FreeSWITCH)
+# shift by one. Against those peers the phone then sent at half their level and played them at
+# twice theirs (loud far ends near clipping), and its own speech went into the encoder 6 dB
+# lower than it need, closer to G.722's quantisation floor (the microphone's PESQ rose by ~0.2
+# at one bit). pjsua2 does not wrap the setter; it is a plain C function in pjsua2's own
+# extension module, called through ctypes once the codecs are registered.
+G722_PCM_SHIFT = 1
+
+
+def set_g722_pcm_shift(shift: int) -> bool:
+    """Set pjmedia's G.722 level shift for calls from now on; False if it cannot be reached."""
+    try:
+        library = ctypes.CDLL(pj._pjsua2.__file__)  # the loaded module: dlopen gives it back
+        setter = library.pjmedia_codec_g722_set_pcm_shift
+    except (OSError, AttributeError) as err:  # pragma: no cover - another pjsua2 build
+        log.warning("G.722 keeps pjmedia's level: %s", err)
+        return False
+    setter.argtypes = (ctypes.c_uint,)
+    setter.restype = ctypes.c_int
+    return bool(setter(shift) == 0)
+
+
 class SoundPort(pj.AudioMediaPort):  # type: ignore[misc]
     """A sound device's end in the bridge. Its callbacks run on pjmedia's clock thread and only
     copy a frame between the bridge and a `DriftBuffer`."""
@@ -245,6 +268,7 @@ class MediaRouter:
         """Make the microphone source (and the sound ports); the bridge stays unclocked."""
         self._endpoint.audDevManager().setNoDev()
         self._conceal_losses()
+        set_g722_pcm_shift(G722_PCM_SHIFT)
         if self._audio.backend == "files" and self._audio.microphone_file:
             player = pj.AudioMediaPlayer()
             player.createPlayer(str(self._audio.microphone_file), 0)  # 0: loop
