@@ -162,7 +162,7 @@ def set_jitter_discard(media: pj.MediaConfig, algorithm: int) -> None:
 # by two bits each way, where baresip (and the spandsp-derived G.722 of Asterisk and FreeSWITCH)
 # shift by one. Against those peers the phone then sent at half their level and played them at
 # twice theirs (loud far ends near clipping), and its own speech went into the encoder 6 dB
-# lower than it need, closer to G.722's quantisation floor (the microphone's PESQ rose by ~0.2
+# lower than it needs, closer to G.722's quantisation floor (the microphone's PESQ rose by ~0.2
 # at one bit). pjsua2 does not wrap the setter; it is a plain C function in pjsua2's own
 # extension module, called through ctypes once the codecs are registered.
 G722_PCM_SHIFT = 1
