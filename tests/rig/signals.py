@@ -8,7 +8,7 @@ or left by a killed process, still has zero or bogus sizes).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +130,24 @@ def rms(samples: Samples) -> float:
     return float(np.sqrt(np.mean(np.square(np.asarray(samples, dtype=np.float64)))))
 
 
+def tone_frames(
+    samples: Samples,
+    rate: int,
+    freq: float,
+    *,
+    min_ratio: float = 0.5,
+    frame_seconds: float = 0.1,
+    bandwidth_hz: float = 50.0,
+    min_rms: float = 0.005,
+) -> Iterator[Samples]:
+    """The frames of `samples` where `freq` dominates and the level is audible."""
+    frame = max(int(rate * frame_seconds), 16)
+    for start in range(0, len(samples) - frame + 1, frame):
+        chunk = samples[start : start + frame]
+        if rms(chunk) >= min_rms and tone_ratio(chunk, rate, freq, bandwidth_hz) >= min_ratio:
+            yield chunk
+
+
 def tone_seconds(
     samples: Samples,
     rate: int,
@@ -141,13 +159,22 @@ def tone_seconds(
     min_rms: float = 0.005,
 ) -> float:
     """Seconds of audio (counted in frames) where `freq` dominates and the level is audible."""
-    frame = max(int(rate * frame_seconds), 16)
-    hits = 0
-    for start in range(0, len(samples) - frame + 1, frame):
-        chunk = samples[start : start + frame]
-        if rms(chunk) >= min_rms and tone_ratio(chunk, rate, freq, bandwidth_hz) >= min_ratio:
-            hits += 1
-    return hits * frame / rate
+    frames = tone_frames(
+        samples,
+        rate,
+        freq,
+        min_ratio=min_ratio,
+        frame_seconds=frame_seconds,
+        bandwidth_hz=bandwidth_hz,
+        min_rms=min_rms,
+    )
+    return sum(len(chunk) for chunk in frames) / rate
+
+
+def tone_level(samples: Samples, rate: int, freq: float) -> float:
+    """Median RMS of the 100 ms frames that are almost all the tone at `freq`; 0 if none are."""
+    levels = [rms(chunk) for chunk in tone_frames(samples, rate, freq, min_ratio=0.9, min_rms=0.0)]
+    return float(np.median(levels)) if levels else 0.0
 
 
 def has_tone(
