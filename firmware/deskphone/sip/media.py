@@ -168,17 +168,19 @@ def set_jitter_discard(media: pj.MediaConfig, algorithm: int) -> None:
 G722_PCM_SHIFT = 1
 
 
-def set_g722_pcm_shift(shift: int) -> bool:
-    """Set pjmedia's G.722 level shift for calls from now on; False if it cannot be reached."""
+def set_g722_pcm_shift(shift: int) -> None:
+    """Set pjmedia's G.722 level shift for calls from now on (a warning if it cannot be)."""
     try:
         library = ctypes.CDLL(pj._pjsua2.__file__)  # the loaded module: dlopen gives it back
         setter = library.pjmedia_codec_g722_set_pcm_shift
     except (OSError, AttributeError) as err:  # pragma: no cover - another pjsua2 build
         log.warning("G.722 keeps pjmedia's level: %s", err)
-        return False
+        return
     setter.argtypes = (ctypes.c_uint,)
     setter.restype = ctypes.c_int
-    return bool(setter(shift) == 0)
+    status = setter(shift)
+    if status != 0:  # pragma: no cover - pjmedia refuses only a shift it cannot apply
+        log.warning("G.722 keeps pjmedia's level: pjmedia status %d", status)
 
 
 class SoundPort(pj.AudioMediaPort):  # type: ignore[misc]
