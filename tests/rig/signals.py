@@ -148,29 +148,6 @@ def tone_frames(
             yield chunk
 
 
-def tone_seconds(
-    samples: Samples,
-    rate: int,
-    freq: float,
-    *,
-    min_ratio: float = 0.5,
-    frame_seconds: float = 0.1,
-    bandwidth_hz: float = 50.0,
-    min_rms: float = 0.005,
-) -> float:
-    """Seconds of audio (counted in frames) where `freq` dominates and the level is audible."""
-    frames = tone_frames(
-        samples,
-        rate,
-        freq,
-        min_ratio=min_ratio,
-        frame_seconds=frame_seconds,
-        bandwidth_hz=bandwidth_hz,
-        min_rms=min_rms,
-    )
-    return sum(len(chunk) for chunk in frames) / rate
-
-
 def tone_level(samples: Samples, rate: int, freq: float) -> float:
     """Median RMS of the 100 ms frames that are almost all the tone at `freq`; 0 if none are."""
     levels = [rms(chunk) for chunk in tone_frames(samples, rate, freq, min_ratio=0.9, min_rms=0.0)]
@@ -192,7 +169,7 @@ def has_tone(
     Frames rather than the whole file, so a tone that fills only part of a recording (call setup
     silence, a late start) is still found, and a short click is not mistaken for it.
     """
-    seconds = tone_seconds(
+    frames = tone_frames(
         samples,
         rate,
         freq,
@@ -200,6 +177,7 @@ def has_tone(
         frame_seconds=frame_seconds,
         bandwidth_hz=bandwidth_hz,
     )
+    seconds = sum(len(chunk) for chunk in frames) / rate
     return seconds >= min_seconds
 
 
