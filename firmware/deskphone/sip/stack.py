@@ -291,17 +291,22 @@ class SipStack:
         # Jitter buffer (ms): adaptive, from a floor of one packet, with pjmedia's static
         # discard. On a good path (a desk phone's LAN) it can stay at one packet, 10 ms sooner
         # than at two (bench/audio.py; on the shared test machine a packet delayed by the host
-        # itself lifts some clean calls to two); late packets raise it (to two or three on
-        # 40 +- 10 ms of jitter), to 300 ms at most, never holding more than 500 ms. Static
-        # discard gives a frame back only once the buffer holds twice the bursts it has seen,
-        # one per 200 ms: pjmedia's default, progressive discard, shrank it as soon as a burst
-        # had passed, so at a one-packet floor it ran dry, discarded and regrew all call long
-        # under jitter (PESQ median 3.65 in three calls). It starts at its floor: started
-        # higher (60 ms over 40), the surplus frame was later discarded in the middle of
-        # speech, which alone cost a clean call 0.5-1.0 PESQ. See README, "Handset audio".
+        # itself lifts some clean calls to two). A late packet raises it: played a slot late,
+        # it leaves the packets behind it waiting; 500 ms at most. Static discard gives a frame
+        # back only once the buffer holds twice the bursts it has seen, one per 200 ms:
+        # pjmedia's default, progressive discard, shrank it as soon as a burst had passed, so
+        # at a one-packet floor it ran dry, discarded and regrew all call long under jitter.
+        # Once dry (a packet lost or late), it plays again as soon as one packet is in
+        # (jbMaxPre, the most it waits for): left to itself pjmedia waits for as many as the
+        # largest burst it has seen, two or three under 40 +- 10 ms of jitter, so every loss
+        # added 20-40 ms of made-up sound and a later discard took it away again, two time
+        # warps a lost packet (10 % loss: earpiece PESQ 1.35-1.50 in three calls, 1.58-1.96
+        # with this). It starts at its floor: started higher (60 ms over 40), the surplus frame
+        # was later discarded in the middle of speech, which alone cost a clean call 0.5-1.0
+        # PESQ. See README, "Handset audio".
         media.jbInit = 20
         media.jbMinPre = 20
-        media.jbMaxPre = 300
+        media.jbMaxPre = 20
         set_jitter_discard(media, JB_DISCARD_STATIC)
         media.jbMax = 500
         media.hasIoqueue = False  # RTP shares the SIP ioqueue, so one pump serves both
