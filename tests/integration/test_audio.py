@@ -146,7 +146,9 @@ def test_speech_and_tones_cross_a_call_through_the_sound_card(
     handset_phone: Callable[..., PhoneUnderTest],
     baresip_factory: Callable[..., Baresip],
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="deskphone")
     pulse = pulse_factory()
     far_rate = 16000 if codec == "G722" else 8000
     far_speech, _ = read_wav(speech_wav(tmp_path / "far.wav", FAR_TEXT, far_rate, SPEECH_SECONDS))
@@ -205,6 +207,19 @@ def test_speech_and_tones_cross_a_call_through_the_sound_card(
     # Latency held: each buffer stayed within a few ms of its target (no growth over the call).
     for name, buffer in stats.items():
         assert buffer.level <= buffer.target + 160, f"{name} buffer grew: {buffer}"
+    assert_audio_reported(caplog, call_seconds=SETTLE + 1.5 + SPEECH_SECONDS + 1.0)
+
+
+def assert_audio_reported(caplog: pytest.LogCaptureFixture, call_seconds: float) -> None:
+    """The journal's account of what the call received: every packet of a loopback call
+    (20 ms each), none lost, and a jitter buffer that stayed near its one-packet floor."""
+    reports = [r for r in caplog.records if getattr(r, "DESKPHONE_EVENT", "") == "call_audio"]
+    assert len(reports) == 1, "the call's audio statistics were not logged once"
+    report = vars(reports[0])
+    expected = call_seconds * 1000 / 20
+    assert 0.8 * expected <= report["PACKETS"] <= 1.3 * expected, reports[0].getMessage()
+    assert report["LOST"] == 0, reports[0].getMessage()
+    assert 20 <= report["BUFFER_MS"] <= 100, reports[0].getMessage()
 
 
 def segment(samples: np.ndarray, rate: int, start: float, end: float) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import pjsua2 as pj
@@ -13,6 +14,7 @@ from deskphone.core.events import (
     CallStateChanged,
     TransferStatus,
 )
+from deskphone.service.logs import fields
 
 if TYPE_CHECKING:
     from deskphone.sip.account import PhoneAccount
@@ -26,6 +28,8 @@ _STATES = {
     pj.PJSIP_INV_STATE_DISCONNECTED: CallState.DISCONNECTED,
 }
 _LIVE_MEDIA = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+
+log = logging.getLogger(__name__)
 
 
 class PhoneCall(pj.Call):  # type: ignore[misc]
@@ -92,6 +96,20 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 break
         self._stack.post(CallMediaChanged(self.handle, self.audio_index >= 0, codec, held))
 
+    def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:
+        # The stream's statistics are still readable here and gone a moment later.
+        try:
+            stat = self.getStreamStat(prm.streamIdx)
+        except pj.Error as err:
+            log.debug("no statistics for the ended audio stream: %s", err.reason)
+            return
+        report = audio_report(stat)
+        log.info(
+            "audio received in the call: %s",
+            ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in report.items()),
+            extra=fields("call_audio", **report),
+        )
+
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
         # The far end asks us to call someone else (REFER). The core has no way yet to take
         # over a call it did not place, so decline rather than let pjsua2 run an unmanaged one.
@@ -105,3 +123,21 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
     def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:
         # A 3xx names where the callee is now; a desk phone follows it.
         return int(pj.PJSIP_REDIRECT_ACCEPT)
+
+
+def audio_report(stat: pj.StreamStat) -> dict[str, int]:
+    """What a desk phone's "RTP statistics" page shows of an ended stream: packets received
+    and lost, the far end's jitter, and what the jitter buffer made of it (its mean and
+    largest delay, the frames it had to invent because it ran dry, and those it dropped)."""
+    received = stat.rtcp.rxStat
+    jitter = stat.jbuf
+    return {
+        "packets": int(received.pkt),
+        "lost": int(received.loss),
+        "jitter_ms": round(received.jitterUsec.mean / 1000),
+        "jitter_max_ms": round(received.jitterUsec.max / 1000),
+        "buffer_ms": int(jitter.avgDelayMsec),
+        "buffer_max_ms": int(jitter.maxDelayMsec),
+        "ran_dry": int(jitter.empty),
+        "dropped": int(jitter.discard),
+    }
