@@ -15,7 +15,9 @@ at the earpiece less the time its packet arrived (and its place in the packet).
 
 Quality (G.722). Speech both ways through the phone, then the same speech between two
 baresips over the same impaired path in the same run: PESQ P.862.2 (wideband) of what each end
-heard, clean, and at 0, 3 and 10 % loss with 40 +- 10 ms jitter.
+heard, clean, and at 0, 3 and 10 % loss with 40 +- 10 ms jitter. The n-th call of each
+meets the same network, packet for packet (tests/rig/impair.py: the losses and delays are drawn
+from the call's number), so the two are compared on equal terms.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ CLICKS = 8
 LATENCY_TARGET_MS = 60.0
 PESQ_WB_TARGET = 4.0
 RTP_LOW, RTP_HIGH = 10000, 19999  # the baresip far ends' RTP ports
+FAR_RTP, REFERENCE_RTP = range(10000, 11000), range(11000, 12000)  # the callee's, baresip caller's
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 
@@ -387,13 +390,14 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
         near_wav = padded(workdir / "near-call.wav", near_speech, RATE, SETTLE)
         mic_wav = padded(workdir / "mic.wav", near_speech, RATE, 0.2)
         far = Baresip(workdir, "1002", kamailio.users["1002"], kamailio, audio_source=far_wav,
-                      codecs=["G722"])  # fmt: skip
+                      codecs=["G722"], rtp_ports=FAR_RTP)  # fmt: skip
         reference = Baresip(workdir, "1003", kamailio.users["1003"], kamailio,
-                            audio_source=near_wav, codecs=["G722"])  # fmt: skip
+                            audio_source=near_wav, codecs=["G722"],
+                            rtp_ports=REFERENCE_RTP)  # fmt: skip
         clicks = clicks_wav(workdir / "clicks.wav")
         clicker = Baresip(workdir, "1004", kamailio.users["1004"], kamailio,
                           audio_source=clicks, codecs=["PCMU"])  # fmt: skip
-        impairment = Impairment().start()
+        impairment = Impairment(far_end=FAR_RTP).start()
         phone: PhoneDaemon | None = None
         try:
             for ua in (far, reference, clicker):
@@ -401,16 +405,18 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
             phone = PhoneDaemon(workdir / "phone", kamailio, env)
             results["latency"] = latency_runs(phone, clicker, runs)
             for name, loss, jitter in CONDITIONS:
-                impairment.set(loss, DELAY_MS * jitter, JITTER_MS * jitter)
                 scores: dict[str, list[float]] = {
                     k: [] for k in ("phone heard", "phone sent", "baresip heard", "baresip sent")
                 }
-                for _ in range(runs):
+                for seed in range(runs):
+                    # The phone's call and baresip's meet the same losses and delays.
+                    impairment.set(loss, DELAY_MS * jitter, JITTER_MS * jitter, seed)
                     heard, sent = phone_call(phone, pulse, far, mic_wav, workdir)
                     scores["phone heard"].append(
                         pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")
                     )
                     scores["phone sent"].append(pesq_mos(near_speech, RATE, sent[0], sent[1], "wb"))
+                    impairment.set(loss, DELAY_MS * jitter, JITTER_MS * jitter, seed)
                     heard, sent = reference_call(reference, far)
                     scores["baresip heard"].append(
                         pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")

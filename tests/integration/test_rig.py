@@ -7,9 +7,12 @@ baresip, and tones in its recordings.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import pytest
 from tests.rig import RigError
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED
 from tests.rig.fixtures import BaresipFactory, ToneWavFactory
+from tests.rig.impair import in_new_namespace
 from tests.rig.kamailio import Kamailio
 from tests.rig.ports import free_port
 from tests.rig.signals import has_tone, read_wav
@@ -301,3 +305,56 @@ def _udp_request(kamailio: Kamailio, method: str, ruri: str, from_uri: str, tag:
         sock.settimeout(5)
         sock.sendto(request.encode(), (kamailio.host, kamailio.port))
         return sock.recv(65536).decode(errors="replace").split("\r\n", 1)[0]
+
+
+# Run in a namespace of its own (tests/rig/impair.py): 400 numbered packets toward the "far
+# end" port, three times (seeds 7, 7, 8); which numbers arrive is what the dice left.
+_IMPAIRED_RUN = """
+import json, socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.rig.impair import Impairment
+
+impairment = Impairment(far_end=range(10000, 10001)).start()
+runs = []
+try:
+    for seed in (7, 7, 8):
+        impairment.set(loss=0.3, delay_ms=2, jitter_ms=1, seed=seed)
+        inbox = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        inbox.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # all 400, unread
+        inbox.bind(("127.0.0.1", 10000))
+        inbox.settimeout(0.5)
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for number in range(400):
+            out.sendto(number.to_bytes(2, "big"), ("127.0.0.1", 10000))
+            time.sleep(0.0005)
+        got = set()
+        try:
+            while True:
+                got.add(int.from_bytes(inbox.recv(16), "big"))
+        except socket.timeout:
+            pass
+        inbox.close()
+        out.close()
+        runs.append(sorted(got))
+finally:
+    impairment.close()
+with open(sys.argv[2], "w") as results:
+    json.dump(runs, results)
+"""
+
+
+@pytest.mark.skipif(shutil.which("iptables") is None, reason="needs iptables (bootstrap.sh)")
+def test_the_impairment_loses_the_same_packets_for_the_same_seed(tmp_path: Path) -> None:
+    """The audio benchmark compares two phones on one network: with one seed the same
+    packets go (about the share asked for), and another seed draws other ones."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    results = tmp_path / "arrived.json"
+    repo = Path(__file__).resolve().parents[2]
+    code = in_new_namespace([sys.executable, "-c", _IMPAIRED_RUN, str(repo), str(results)])
+    assert code == 0 and results.exists(), f"the impaired run failed (exit {code})"
+    first, again, other = json.loads(results.read_text())
+    for arrived in (first, other):
+        assert 400 * 0.55 <= len(arrived) <= 400 * 0.85, f"{400 - len(arrived)} of 400 lost"
+    assert first == again, "one seed dropped different packets in two runs"
+    assert first != other, "two seeds dropped the same packets"
