@@ -522,12 +522,14 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                 summary(scores[ours], "MOS"),
                 summary(scores[theirs], "MOS"),
             )
-            checks = [row.deskphone["median"] >= row.baresip["median"]] if row.baresip else []
-            row.target = ">= baresip"
+            # The targets: a score on a clean call, baresip's at every loss level (0 % is
+            # jitter alone); baresip's clean score is shown beside the phone's all the same.
             if condition == "clean":
-                row.target = f">= {PESQ_WB_TARGET:g}; >= baresip"
-                checks.append(row.deskphone["median"] >= PESQ_WB_TARGET)
-            row.met = all(checks)
+                row.target = f">= {PESQ_WB_TARGET:g}"
+                row.met = row.deskphone["median"] >= PESQ_WB_TARGET
+            else:
+                row.target = ">= baresip"
+                row.met = bool(row.baresip) and row.deskphone["median"] >= row.baresip["median"]
             rows.append(row)
     return rows
 
