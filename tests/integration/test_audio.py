@@ -212,7 +212,8 @@ def test_speech_and_tones_cross_a_call_through_the_sound_card(
 
 def assert_audio_reported(caplog: pytest.LogCaptureFixture, call_seconds: float) -> None:
     """The journal's account of what the call received: every packet of a loopback call
-    (20 ms each), none lost, and a jitter buffer that stayed near its one-packet floor."""
+    (20 ms each), none lost, and a jitter buffer within a few packets of its one-packet floor
+    (its limit is 500 ms)."""
     reports = [r for r in caplog.records if getattr(r, "DESKPHONE_EVENT", "") == "call_audio"]
     assert len(reports) == 1, "the call's audio statistics were not logged once"
     report = vars(reports[0])
