@@ -161,3 +161,24 @@ def test_a_consumer_back_from_a_pause_gets_the_newest_samples_not_stale_ones() -
     assert buffer.read(320) == ramp(3200 - 320 - 80, 320)
     assert buffer.level_samples == 80
     assert buffer.stats.dropped == 3200 - 400
+
+
+def test_a_step_in_the_fill_is_slipped_back_only_to_just_inside_the_band() -> None:
+    """A sound server's capture can step by a few ms when a stream joins its sink: the
+    buffer slips back to just inside its band, not on to its middle, which would be a jump
+    of its own (a time warp, in speech)."""
+    clocks = SimulatedClocks(producer_ppm=0.0, chunk=80, frame=320)
+    clocks.run(5.0)
+    settled = clocks.buffer.stats
+    assert settled.underruns == 0
+    clocks.buffer.read(100)  # the fill steps 100 samples down, for good
+    clocks.run(10.0)
+    after = clocks.buffer.stats
+    band = ms_to_samples(BAND_MS)
+    assert after.underruns == 0
+    # Just inside: the slips still under way when a window is judged carry it a little
+    # past the edge, but short of the middle (where it went before, and a bit beyond).
+    assert after.target <= after.level < after.target + band / 2, (
+        f"level {after.level:.1f} for a band of {after.target}-{after.target + band}"
+    )
+    assert after.inserted - settled.inserted <= 100 + band / 4

@@ -227,13 +227,15 @@ class DriftBuffer:
         self._windows += 1
         self._level, self._target_level = level, target
         # Slip only to bring the level back into its band, and then exactly the samples
-        # that bring it to the band's middle (counted down per read): slipping on to the
-        # next window's look overshot by up to a window of slips (50 samples), leaving the
-        # level, the latency, that much too high or low for the rest of the call.
-        middle = target + self._band / 2
-        if level > target + self._band or level < target:
-            self._slip = 1 if level > middle else -1
-            self._slips_left = round(abs(level - middle))
+        # that bring it just inside (counted down per read). Slipping on to the next
+        # window's look overshot by up to a window of slips (50 samples); going to the
+        # band's middle made every brush with an edge a 2 ms jump (a level 1 sample under
+        # its band slipped 33), and a sound server's capture can step by 2-3 ms when a
+        # stream joins its sink: each jump, in speech, is a time warp.
+        if level < target:
+            self._slip, self._slips_left = -1, round(target + self._band / 8 - level)
+        elif level > target + self._band:
+            self._slip, self._slips_left = 1, round(level - target - self._band * 7 / 8)
         far_too_much = level > target + self._band + ms_to_samples(RESYNC_MS)
         if far_too_much and self._was_far_too_much:
             # Far too much for a whole second (a device that started late, or stalled and
