@@ -41,6 +41,9 @@ MARGIN_STEP_MS = 4.0  # ... grown by this after each underrun (a loaded machine)
 MARGIN_MAX_MS = 40.0  # ... up to this ...
 MARGIN_RELAX_SECONDS = 30.0  # ... and shrunk by a step after this long without one
 BAND_MS = 4.0  # how far above its target the level may wander before samples are slipped
+# ... and how far below: a sound server's capture steps by 2-3 ms when a stream joins its sink
+# and often steps back; at the worst phase half the margin is still in hand.
+SAG_MS = 2.0
 RESYNC_MS = 4.0  # further above the band for two windows (a start, a stall): skip back
 CAPACITY_MS = 200.0  # beyond this the oldest audio is thrown away (a consumer that stopped)
 IDLE_SECONDS = 0.1  # a consumer that read nothing for this long starts afresh
@@ -81,7 +84,9 @@ class DriftBuffer:
     does not depend on how the producer's and consumer's ticks happen to be phased, it moves
     only with drift, so the slow phase sweep two clocks make cannot surprise it. The target is
     half a write plus half a read (the sawtooth both make) plus a margin for jitter that grows
-    after each underrun: then, at the worst phase, a read still leaves the margin behind.
+    after each underrun: then, at the worst phase, a read still leaves the margin behind. The
+    level may sag a little below the target (half the margin is then still in hand) and rise a
+    band above it before samples are slipped.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class DriftBuffer:
         *,
         margin: int = ms_to_samples(MARGIN_MS),
         band: int = ms_to_samples(BAND_MS),
+        sag: int = ms_to_samples(SAG_MS),
         capacity: int = ms_to_samples(CAPACITY_MS),
         window: float = WINDOW_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -99,6 +105,7 @@ class DriftBuffer:
         self._initial_margin = margin
         self._margin = margin
         self._band = band
+        self._sag = sag
         self._capacity = capacity * SAMPLE_BYTES
         self._window = window
         self._largest_write = 0
@@ -230,10 +237,12 @@ class DriftBuffer:
         # that bring it just inside (counted down per read). Slipping on to the next
         # window's look overshot by up to a window of slips (50 samples); going to the
         # band's middle made every brush with an edge a 2 ms jump (a level 1 sample under
-        # its band slipped 33), and a sound server's capture can step by 2-3 ms when a
-        # stream joins its sink: each jump, in speech, is a time warp.
-        if level < target:
-            self._slip, self._slips_left = -1, round(target + self._band / 8 - level)
+        # its band slipped 33). The band reaches `sag` below the target: the rig's sound
+        # server stepped the microphone's level 2-3 ms down when the speech began, often to
+        # step back later, and each step slipped back and forth was a time warp in speech.
+        low = target - self._sag
+        if level < low:
+            self._slip, self._slips_left = -1, round(low + self._band / 8 - level)
         elif level > target + self._band:
             self._slip, self._slips_left = 1, round(level - target - self._band * 7 / 8)
         far_too_much = level > target + self._band + ms_to_samples(RESYNC_MS)
