@@ -240,12 +240,13 @@ class DriftBuffer:
         # its band slipped 33). The band reaches `sag` below the target: the rig's sound
         # server stepped the microphone's level 2-3 ms down when the speech began, often to
         # step back later, and each step slipped back and forth was a time warp in speech.
-        low = target - self._sag
+        low, high = target - self._sag, target + self._band
+        inside = self._band / 8  # how far past the edge a correction goes
         if level < low:
-            self._slip, self._slips_left = -1, round(low + self._band / 8 - level)
-        elif level > target + self._band:
-            self._slip, self._slips_left = 1, round(level - target - self._band * 7 / 8)
-        far_too_much = level > target + self._band + ms_to_samples(RESYNC_MS)
+            self._slip, self._slips_left = -1, round(low + inside - level)
+        elif level > high:
+            self._slip, self._slips_left = 1, round(level - (high - inside))
+        far_too_much = level > high + ms_to_samples(RESYNC_MS)
         if far_too_much and self._was_far_too_much:
             # Far too much for a whole second (a device that started late, or stalled and
             # then delivered its backlog): one skip back to the target is a smaller harm
