@@ -59,6 +59,7 @@ from tests.rig.signals import read_wav, write_wav
 RATE = 16000
 SETTLE = 2.0  # seconds after the answer before speech: the buffers settle
 SPEECH_SECONDS = 8.0
+MIC_LEAD = SETTLE + 1.0  # the microphone's silence before its speech, the call set up within
 FAR_TEXT = (
     "The quick brown fox jumps over the lazy dog. A large fawn jumped quickly over white "
     "zinc boxes."
@@ -388,7 +389,7 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
         env = dict(os.environ)
         far_wav = padded(workdir / "far-call.wav", far_speech, RATE, SETTLE)
         near_wav = padded(workdir / "near-call.wav", near_speech, RATE, SETTLE)
-        mic_wav = padded(workdir / "mic.wav", near_speech, RATE, 0.2)
+        mic_wav = padded(workdir / "mic.wav", near_speech, RATE, MIC_LEAD)
         far = Baresip(workdir, "1002", kamailio.users["1002"], kamailio, audio_source=far_wav,
                       codecs=["G722"], rtp_ports=FAR_RTP)  # fmt: skip
         reference = Baresip(workdir, "1003", kamailio.users["1003"], kamailio,
@@ -469,10 +470,10 @@ def phone_call(
     recording = workdir / f"earpiece-{time.monotonic_ns()}.wav"
     recorder = pulse.record(EAR_SINK, recording)
     closed = len(far.events())
+    microphone = pulse.play_into_microphone(mic_wav)  # before the call: see its docstring
+    started = time.monotonic()
     phone.call("1002")
-    time.sleep(SETTLE)
-    microphone = pulse.play_into_microphone(mic_wav)
-    time.sleep(SPEECH_SECONDS + 1.5)
+    time.sleep(max(0.0, started + MIC_LEAD + SPEECH_SECONDS + 1.5 - time.monotonic()))
     phone.hang_up()
     far.wait_event(CALL_CLOSED, since=closed)
     PulseRig.finish(microphone)

@@ -257,10 +257,32 @@ class PulseRig:
         return result
 
     def play_into_microphone(self, wav: Path) -> subprocess.Popen[bytes]:
-        """Start playing a WAV into the handset's microphone; returns the player process."""
-        return self._tool(
+        """Play a WAV into the handset's microphone, from the moment this returns (it waits
+        until the player's stream is in the sink); returns the player process.
+
+        A stream joining a null sink shifts what its monitor delivers by a few ms (the sink
+        re-renders what it had rendered ahead), which a real microphone never does. Where
+        the capture must be the microphone's alone (the benchmark), start the player before
+        the phone captures, with silence ahead of the speech."""
+        before = self._streams_into(MIC_SINK)
+        player = self._tool(
             "pacat", "--playback", f"--device={MIC_SINK}", "--file-format=wav", str(wav)
         )
+        try:
+            wait_until(
+                lambda: self._streams_into(MIC_SINK) > before, 5.0, "the microphone's player"
+            )
+        except RigError:
+            self.finish(player)
+            raise
+        return player
+
+    def _streams_into(self, sink: str) -> int:
+        """How many streams play into `sink` now."""
+        sinks = self.pactl("list", "short", "sinks").stdout.splitlines()
+        index = next(line.split("\t")[0] for line in sinks if line.split("\t")[1] == sink)
+        inputs = self.pactl("list", "short", "sink-inputs").stdout.splitlines()
+        return sum(1 for line in inputs if line.split("\t")[1] == index)
 
     def record(self, sink: str, wav: Path) -> subprocess.Popen[bytes]:
         """Record what a sink (EAR_SINK, RINGER_SINK) plays into a 16 kHz mono WAV, from the
