@@ -307,8 +307,9 @@ def _udp_request(kamailio: Kamailio, method: str, ruri: str, from_uri: str, tag:
         return sock.recv(65536).decode(errors="replace").split("\r\n", 1)[0]
 
 
-# Run in a namespace of its own (tests/rig/impair.py): 400 numbered packets toward the "far
-# end" port, three times (seeds 7, 7, 8); which numbers arrive is what the dice left.
+# Run in a namespace of its own (tests/rig/impair.py): 400 numbered RTP packets toward the
+# "far end" port, three times (seeds 7, 7, 8), the second time with RTCP reports among them;
+# which numbers arrive is what the dice left.
 _IMPAIRED_RUN = """
 import json, socket, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -317,7 +318,7 @@ from tests.rig.impair import Impairment
 impairment = Impairment(far_end=range(10000, 10001)).start()
 runs = []
 try:
-    for seed in (7, 7, 8):
+    for run, seed in enumerate((7, 7, 8)):
         impairment.set(loss=0.3, delay_ms=2, jitter_ms=1, seed=seed)
         inbox = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         inbox.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # all 400, unread
@@ -325,12 +326,16 @@ try:
         inbox.settimeout(0.5)
         out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for number in range(400):
-            out.sendto(number.to_bytes(2, "big"), ("127.0.0.1", 10000))
+            out.sendto(b"\\x80\\x00" + number.to_bytes(2, "big"), ("127.0.0.1", 10000))
+            if run == 1 and number % 23 == 0:
+                out.sendto(b"\\x81\\xc8\\x00\\x01", ("127.0.0.1", 10000))  # a sender report
             time.sleep(0.0005)
         got = set()
         try:
             while True:
-                got.add(int.from_bytes(inbox.recv(16), "big"))
+                packet = inbox.recv(16)
+                if packet[1] != 0xC8:
+                    got.add(int.from_bytes(packet[2:], "big"))
         except socket.timeout:
             pass
         inbox.close()
@@ -346,7 +351,8 @@ with open(sys.argv[2], "w") as results:
 @pytest.mark.skipif(shutil.which("iptables") is None, reason="needs iptables (bootstrap.sh)")
 def test_the_impairment_loses_the_same_packets_for_the_same_seed(tmp_path: Path) -> None:
     """The audio benchmark compares two phones on one network: with one seed the same
-    packets go (about the share asked for), and another seed draws other ones."""
+    packets go (about the share asked for), RTCP among them or not, and another seed draws
+    other ones."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
     results = tmp_path / "arrived.json"

@@ -72,7 +72,7 @@ class Impairment:
         self._queue_num = queue
         self._far_end = far_end
         self._seed = 0
-        self._dice: dict[bool, random.Random] = {}  # toward the far end? -> its draws
+        self._dice: dict[tuple[bool, bool], random.Random] = {}  # (toward far end?, RTCP?)
         self._loss = 0.0
         self._queue = NetfilterQueue()
         self._held: list[tuple[float, int, Any]] = []
@@ -135,13 +135,17 @@ class Impairment:
 
     def _direction_dice(self, ip_packet: bytes) -> random.Random:
         """The draws of the packet's direction (IPv4 + UDP: the header's length, then the
-        ports), started from the seed the first time the direction is seen."""
+        ports), started from the seed the first time the direction is seen. RTCP draws from
+        dice of its own: its reports go at randomised times, and interleaved with the RTP they
+        would shift which packet is the n-th from call to call."""
         header = (ip_packet[0] & 0x0F) * 4
         _, destination = struct.unpack_from("!HH", ip_packet, header)
-        toward = destination in self._far_end
-        if toward not in self._dice:
-            self._dice[toward] = random.Random(f"{self._seed}/{toward}")
-        return self._dice[toward]
+        payload = ip_packet[header + 8 : header + 10]
+        rtcp = len(payload) == 2 and 192 <= payload[1] <= 223  # RFC 5761: RTCP's packet types
+        key = (destination in self._far_end, rtcp)
+        if key not in self._dice:
+            self._dice[key] = random.Random(f"{self._seed}/{key[0]}" + ("/rtcp" if rtcp else ""))
+        return self._dice[key]
 
     def _run(self) -> None:
         fd = self._queue.get_fd()
