@@ -371,6 +371,17 @@ def clicks_wav(path: Path, rate: int = 8000) -> Path:
     return write_wav(path, out, rate)
 
 
+def speech_begins(recording: np.ndarray, rate: int, speech: np.ndarray) -> float:
+    """How far into `recording` (at `rate`, the speech's own) `speech` begins, in seconds:
+    the peak of their cross-correlation, which loss and concealment leave in place."""
+    if rate != RATE:
+        raise ValueError(f"a recording at {rate} Hz, not {RATE}")
+    size = 1 << (len(recording) + len(speech)).bit_length()
+    spectrum = np.fft.rfft(recording, size) * np.conj(np.fft.rfft(speech, size))
+    correlation = np.fft.irfft(spectrum, size)[: len(recording)]
+    return int(np.argmax(correlation)) / rate
+
+
 def padded(path: Path, speech: np.ndarray, rate: int, lead: float) -> Path:
     silence = np.zeros(int(lead * rate), dtype=np.float32)
     return write_wav(path, np.concatenate([silence, speech, silence, silence]), rate)
@@ -417,8 +428,12 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
                         pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")
                     )
                     scores["phone sent"].append(pesq_mos(near_speech, RATE, sent[0], sent[1], "wb"))
+                    # Baresip's speech goes out in the packets that carried the phone's: the
+                    # n-th packet lost in both calls takes the same moment of speech.
+                    lead = speech_begins(sent[0], sent[1], near_speech)
+                    padded(near_wav, near_speech, RATE, lead)
                     impairment.set(loss, DELAY_MS * jitter, JITTER_MS * jitter, seed)
-                    heard, sent = reference_call(reference, far)
+                    heard, sent = reference_call(reference, far, lead)
                     scores["baresip heard"].append(
                         pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")
                     )
@@ -484,13 +499,14 @@ def phone_call(
 
 
 def reference_call(
-    caller: Baresip, far: Baresip
+    caller: Baresip, far: Baresip, lead: float
 ) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
-    """The same call between two baresips: (what the caller heard, what the far end got)."""
+    """The same call between two baresips, the caller's speech `lead` seconds into its WAV:
+    (what the caller heard, what the far end got)."""
     closed = len(far.events())
     caller.dial(far.sip_uri)
     far.wait_event(CALL_ESTABLISHED, since=closed)
-    time.sleep(SETTLE + SPEECH_SECONDS + 1.5)
+    time.sleep(max(SETTLE, lead) + SPEECH_SECONDS + 1.5)
     caller.hangup()
     far.wait_event(CALL_CLOSED, since=closed)
     time.sleep(1.2)
