@@ -54,7 +54,7 @@ SETTLE_SECONDS = 0.3  # hot-plug events come in bursts; look once they have sett
 RETRY_MIN_SECONDS = 2.0
 RETRY_MAX_SECONDS = 60.0
 WATCHDOG_SECONDS = 1.0  # how often an open session checks that its streams still run
-# The callbacks of the sound card and of the bridge's clock need the GIL every 2.5-20 ms; by
+# The callbacks of the sound card and of the bridge's clock need the GIL every 10-20 ms; by
 # default a thread waiting for it may wait 5 ms per switch, and a busy thread on a loaded
 # machine made PortAudio's callback late by up to 90 ms. While a session runs, the waiting
 # thread gets it within 1 ms (measured: worst gap 91 ms -> 28 ms).

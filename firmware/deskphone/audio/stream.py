@@ -5,7 +5,7 @@ the sound card on its own crystal. They never agree exactly (a USB handset is of
 few hundred ppm), so a plain FIFO between them would slowly fill (latency grows without end) or
 run dry (a click every few seconds). `DriftBuffer` keeps the FIFO's mean level inside a small
 band by slipping single samples: when the level leaves the band it drops (or repeats) one
-sample per read until it is back in the middle. One sample in 40 or 320 is inaudible in
+sample per read until it is back in the middle. One sample in 80 or 320 is inaudible in
 speech, and one per read corrects up to 1/frame of clock error (3125 ppm for the bridge's
 20 ms reads), far beyond any real crystal. Nothing is resampled, so the work per frame is a few
 slices of a bytearray: Python on the audio path only copies frames.
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # wideband end to end (G.722), the bridge's own rate
 SAMPLE_BYTES = 2  # signed 16-bit, mono
-PERIOD_FRAMES = 40  # 2.5 ms per sound-card callback: short, so little waits in the buffers
+PERIOD_FRAMES = 80  # 5 ms per sound-card callback: short, so little waits in the buffers
 WINDOW_SECONDS = 0.5  # the level is judged over this long
 MARGIN_MS = 4.0  # kept in hand at the emptiest phase, for the callbacks' jitter ...
 MARGIN_STEP_MS = 4.0  # ... grown by this after each underrun (a loaded machine) ...
