@@ -17,7 +17,11 @@ Quality (G.722). Speech both ways through the phone, then the same speech betwee
 baresips over the same impaired path in the same run: PESQ P.862.2 (wideband) of what each end
 heard, clean, and at 0, 3 and 10 % loss with 40 +- 10 ms jitter. The n-th call of each
 meets the same network, packet for packet (tests/rig/impair.py: the losses and delays are drawn
-from the call's number), so the two are compared on equal terms.
+from the call's number), and each baresip sends its speech in the packets that carried the
+phone's (found in the far end's recording), so the same losses take the same moments of speech
+and the two are compared on equal terms. The microphone's player starts before the call: a
+stream joining the rig's sink mid-call would shift the phone's capture, as no real microphone
+does.
 """
 
 from __future__ import annotations
