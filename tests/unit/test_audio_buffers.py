@@ -20,6 +20,7 @@ from deskphone.audio.stream import (
     SAMPLE_RATE,
     WINDOW_SECONDS,
     DriftBuffer,
+    _Callback,
     ms_to_samples,
 )
 
@@ -97,6 +98,22 @@ def test_latency_stays_in_band_over_a_long_call_whatever_the_drift(ppm, chunk, f
     values = struct.unpack(f"<{len(tail) // 2}h", tail)
     steps = {(b - a) % 32768 for a, b in itertools.pairwise(values)}
     assert steps <= {0, 1, 2}, f"unexpected jumps {sorted(steps)[:5]}"
+
+
+def test_the_card_callbacks_copy_frames_and_count_those_flagged_with_an_xrun() -> None:
+    """What the journal's "sound streams closed" line counts: PortAudio flags a callback
+    after the card under- or overflowed (paInputOverflow 2, paOutputUnderflow 4)."""
+    captured, to_play = DriftBuffer(margin=0), DriftBuffer(margin=0)
+    microphone, earpiece = _Callback(0, captured, None), _Callback(0, None, to_play)
+    assert microphone(ramp(1, 80), 80, None, 0) == (None, 0)
+    assert microphone(ramp(81, 80), 80, None, 2) == (None, 0)
+    assert captured.level_samples == 160 and (microphone.calls, microphone.xruns) == (2, 1)
+    to_play.write(ramp(1, 400))
+    to_play.write(ramp(401, 400))
+    played = [earpiece(None, 80, None, status)[0] for status in (0, 4, 4)]
+    # Primed with a write, half a read: the newest 440 of the 800 are played, in order.
+    assert played == [ramp(361, 80), ramp(441, 80), ramp(521, 80)]
+    assert (earpiece.calls, earpiece.xruns) == (3, 2)
 
 
 def test_it_gives_silence_until_primed_then_the_newest_samples_in_order() -> None:

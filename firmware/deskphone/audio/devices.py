@@ -460,10 +460,19 @@ class SoundDevices:
             self._watchdog = None
         streams, self._streams = self._streams, None
         if streams is not None:
+            # What the card went through, for the journal: an underrun is a gap in the
+            # earpiece (an overflow one in the microphone) that no buffer of ours reports.
+            # Info, not a warning: a clean test call counted 3, so a few flags mean little.
+            calls, xruns = streams.calls, streams.xruns
             with self._host.lock:
                 streams.close()
                 self._host.close()
             sys.setswitchinterval(self._switch_interval)
+            log.info(
+                "sound streams closed: %d callbacks, %d flagged an underrun or overflow",
+                calls,
+                xruns,
+            )
         if (self._rescan or self.presence is Presence.MISSING) and not self._closed:
             # Changes seen during the session, or a handset lost in it: look now.
             self._rescan = False
