@@ -46,7 +46,7 @@ import numpy as np
 from bench.common import Figure, markdown_table, summary
 from tests.harness import phone_config_text
 from tests.rig import wait_until
-from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
+from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, RTP_PORTS, Baresip
 from tests.rig.impair import Impairment, in_new_namespace, inside_namespace
 from tests.rig.kamailio import Kamailio
 from tests.rig.pulse import (
@@ -83,7 +83,6 @@ CLICK_EVERY = 1.0  # seconds between clicks
 CLICKS = 8
 LATENCY_TARGET_MS = 60.0
 PESQ_WB_TARGET = 4.0
-RTP_LOW, RTP_HIGH = 10000, 19999  # the baresip far ends' RTP ports
 FAR_RTP, REFERENCE_RTP = range(10000, 11000), range(11000, 12000)  # the callee's, baresip caller's
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
@@ -237,7 +236,7 @@ class RtpSniffer(threading.Thread):
 
 
 def far_end_port(port: int) -> bool:
-    return RTP_LOW <= port <= RTP_HIGH
+    return port in RTP_PORTS
 
 
 # -- the benchmark's own ends of the handset ----------------------------------------------

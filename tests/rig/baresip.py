@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from tests.rig.kamailio import Kamailio
 
 BARESIP = "baresip"
+RTP_PORTS = range(10000, 20000)  # where a far end sends its RTP from, unless told otherwise
 MODULE_DIRS = ("/usr/lib/baresip/modules", "/usr/local/lib/baresip/modules")
 
 # Codec module -> codec names it provides (as written in SDP / `audio_codecs`).
@@ -164,7 +165,7 @@ class Baresip:
         sip_port: int | None = None,
         ctrl_port: int | None = None,
         extra_config: Iterable[str] = (),
-        rtp_ports: range = range(10000, 20000),
+        rtp_ports: range = RTP_PORTS,
         account_params: str = "",
     ) -> None:
         if transport not in ("udp", "tcp"):

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.rig import RigError
+from tests.rig.baresip import RTP_PORTS
 
-RTP_PORTS = "10000:19999"  # the baresip far end's RTP ports (tests/rig/baresip.py)
 QUEUE = 7
 NAMESPACE_ENV = "DESKPHONE_BENCH_NETNS"
 
@@ -62,7 +62,7 @@ class Impairment:
     `far_end` (its RTP ports) tells the two directions of a call apart."""
 
     def __init__(
-        self, ports: str = RTP_PORTS, queue: int = QUEUE, far_end: range = range(10000, 20000)
+        self, ports: range = RTP_PORTS, queue: int = QUEUE, far_end: range = RTP_PORTS
     ) -> None:
         if not inside_namespace():
             raise RigError("refusing to change iptables outside the benchmark's own namespace")
@@ -100,7 +100,8 @@ class Impairment:
         self._seed = seed
         self._dice.clear()
         if loss > 0 or delay_ms > 0 or jitter_ms > 0:
-            self._add(["-p", "udp", "-m", "multiport", "--ports", self._ports,
+            ports = f"{self._ports.start}:{self._ports.stop - 1}"
+            self._add(["-p", "udp", "-m", "multiport", "--ports", ports,
                        "-j", "NFQUEUE", "--queue-num", str(self._queue_num)])  # fmt: skip
 
     def _add(self, rule: list[str]) -> None:
