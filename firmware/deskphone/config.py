@@ -428,7 +428,8 @@ class AudioConfig(_Settled):
         ),
     ] = "files"
     microphone_file: Annotated[
-        Path | None, Setting("WAV file the files backend plays as the microphone")
+        Path | None,
+        Setting("WAV file the files backend plays as the microphone, from its start at each call"),
     ] = None
     recordings_dir: Annotated[
         Path | None,

@@ -21,20 +21,25 @@ PhoneFactory = Callable[..., PhoneUnderTest]
 def phone_factory(
     kamailio: Kamailio, tmp_path: Path, tone_wav: Callable[..., Path]
 ) -> Iterator[PhoneFactory]:
-    """`factory(user="1001", password=None, **config)` -> a started phone; stopped at teardown
+    """`factory(user="1001", password=None, microphone=None, **config)` -> a started phone (its
+    microphone a WAV of PHONE_TONE unless `microphone` names one); stopped at teardown
     (before Kamailio, so its un-REGISTER is answered)."""
     made: list[PhoneUnderTest] = []
 
     def factory(
-        user: str = "1001", password: str | None = None, *, start: bool = True, **config: Any
+        user: str = "1001",
+        password: str | None = None,
+        *,
+        start: bool = True,
+        microphone: Path | None = None,
+        **config: Any,
     ) -> PhoneUnderTest:
-        microphone = tone_wav(PHONE_TONE, seconds=5.0)
         text = phone_config_text(
             kamailio.port,
             user,
             kamailio.users[user] if password is None else password,
             workdir=tmp_path / f"phone-{user}",
-            microphone=microphone,
+            microphone=microphone or tone_wav(PHONE_TONE, seconds=5.0),
             **config,
         )
         phone = PhoneUnderTest(text)

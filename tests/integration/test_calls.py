@@ -6,16 +6,18 @@ import logging
 import socket
 import time
 
+import numpy as np
 import pytest
 
 from deskphone import USER_AGENT
 from deskphone.core.events import RegState
 from deskphone.core.phone import EndReason, PhoneState
+from deskphone.sip.media import CLOCK_LINGER
 from tests.harness import PhoneUnderTest
 from tests.integration.conftest import FAR_TONE, PHONE_TONE
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
 from tests.rig.kamailio import Kamailio
-from tests.rig.signals import has_tone, read_wav
+from tests.rig.signals import has_tone, read_wav, tone, write_wav
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +116,34 @@ def test_outgoing_call_dialled_on_the_keypad_carries_audio_both_ways(
     assert {r.user_agent for r in sent} == {USER_AGENT}
     assert len({r.cseq for r in kamailio.requests("INVITE", from_user="1001")}) == 2
     assert len(kamailio.bindings("1001")) == 1  # calls leave the one binding alone
+
+
+def test_each_call_hears_the_microphone_file_from_its_start(
+    kamailio, phone_factory, baresip_factory, tone_wav, tmp_path
+) -> None:
+    # The tone fills the first 1.5 s of the file; a call lasts longer. Played on from where
+    # the first call left it, the second call would send only the silence after it.
+    microphone = write_wav(
+        tmp_path / "tone-then-silence.wav",
+        np.concatenate([tone(PHONE_TONE, 1.5), tone([], 20.0)]),
+        16000,
+    )
+    far = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
+    phone = phone_factory(microphone=microphone)
+    phone.wait_registered()
+    for call in ("first", "second"):
+        closed = len(far.events())
+        phone.command("dial", "1002")
+        connected(phone)
+        time.sleep(AUDIO_SECONDS)
+        phone.command("hangup")
+        phone.wait_state(PhoneState.IDLE, 5)
+        far.wait_event(CALL_CLOSED, since=closed)
+        sent, rate = read_wav(far.last_received_wav())
+        assert has_tone(sent, rate, PHONE_TONE, min_seconds=1.0), f"{call} call: no tone sent"
+        time.sleep(CLOCK_LINGER + 1.0)  # the session ends: the next call opens its own
+    assert phone.earpiece_recording is not None
+    assert len(list(phone.earpiece_recording.parent.glob("earpiece-*.wav"))) == 2
 
 
 def test_incoming_call_rings_and_lifting_the_hook_answers(

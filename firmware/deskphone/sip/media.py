@@ -503,6 +503,13 @@ class MediaRouter:
                 if buffer is not None:
                     buffer.clear()
             return self._sound.open_session(mic, ear, ring if self._ringer is not None else None)
+        if isinstance(self._microphone, pj.AudioMediaPlayer):
+            # Each session hears the microphone file from its start, as each records its own
+            # earpiece file: what a call sends does not depend on the calls before it.
+            try:
+                self._microphone.setPos(0)
+            except pj.Error as err:  # pragma: no cover - a seek in an open WAV does not fail
+                log.warning("the microphone file plays on from where it was: %s", err.reason)
         self._open_recording()
         return True
 
