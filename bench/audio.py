@@ -21,7 +21,9 @@ from the call's number), and each baresip sends its speech in the packets that c
 phone's (found in the far end's recording), so the same losses take the same moments of speech
 and the two are compared on equal terms. The microphone's player starts before the call: a
 stream joining the rig's sink mid-call would shift the phone's capture, as no real microphone
-does.
+does. Last, the phone's SIP stack alone: the phone (files backend, no sound card) sends the
+speech WAV itself on a clean path, against baresip sending the same WAV. What the handset's
+path costs the microphone is the difference from the clean row; the rest is the codec's.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +98,18 @@ SO_TIMESTAMPNS = 35
 class PhoneDaemon:
     """`deskphone run` on the rig's handset, driven over its control socket."""
 
-    def __init__(self, workdir: Path, kamailio: Kamailio, env: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, kamailio: Kamailio, env: dict[str, str], microphone: Path | None = None
+    ) -> None:
+        """With `microphone`, no handset: the files backend sends that WAV in each call."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "deskphone.toml"
+        audio: dict[str, Any] = (
+            {"audio_backend": "files", "microphone": microphone}
+            if microphone is not None
+            else {"audio_backend": "alsa", "audio_extra": f'handset_device = "{HANDSET_PCM}"'}
+        )
         config.write_text(
             phone_config_text(
                 kamailio.port,
@@ -105,8 +117,7 @@ class PhoneDaemon:
                 kamailio.users["1001"],
                 workdir=workdir,
                 codecs=("G722", "PCMU"),
-                audio_backend="alsa",
-                audio_extra=f'handset_device = "{HANDSET_PCM}"',
+                **audio,
             ).replace('log_level = "debug"', 'log_level = "info"')
         )
         self.socket = workdir / "control.sock"
@@ -413,6 +424,7 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
         clicker = Baresip(workdir, "1004", kamailio.users["1004"], kamailio,
                           audio_source=clicks, codecs=["PCMU"])  # fmt: skip
         impairment = Impairment(far_end=FAR_RTP).start()
+        pairs = PairedCalls(pulse, far, reference, mic_wav, near_wav, near_speech, workdir)
         phone: PhoneDaemon | None = None
         try:
             for ua in (far, reference, clicker):
@@ -420,33 +432,29 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
             phone = PhoneDaemon(workdir / "phone", kamailio, env)
             results["latency"] = latency_runs(phone, clicker, runs)
             for name, loss, jitter in CONDITIONS:
-                scores: dict[str, list[float]] = {
-                    k: [] for k in ("phone heard", "phone sent", "baresip heard", "baresip sent")
-                }
+                scores: dict[str, list[float]] = {}
                 for seed in range(runs):
                     # The phone's call and baresip's meet the same losses and delays.
-                    impairment.set(loss, DELAY_MS * jitter, JITTER_MS * jitter, seed)
-                    heard, sent = phone_call(phone, pulse, far, mic_wav, workdir)
-                    scores["phone heard"].append(
-                        pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")
+                    network = partial(
+                        impairment.set, loss, DELAY_MS * jitter, JITTER_MS * jitter, seed
                     )
-                    scores["phone sent"].append(pesq_mos(near_speech, RATE, sent[0], sent[1], "wb"))
-                    # Baresip's speech goes out in the packets that carried the phone's: the
-                    # n-th packet lost in both calls takes the same moment of speech. (At 10 %
-                    # loss with jitter the far end's own jitter buffer shifts its recording by
-                    # a few packets before the speech, and the match is only that close.)
-                    lead = speech_begins(sent[0], sent[1], near_speech)
-                    padded(near_wav, near_speech, RATE, lead)
-                    impairment.set(loss, DELAY_MS * jitter, JITTER_MS * jitter, seed)
-                    heard, sent = reference_call(reference, far, lead)
-                    scores["baresip heard"].append(
-                        pesq_mos(far_speech, RATE, heard[0], heard[1], "wb")
-                    )
-                    scores["baresip sent"].append(
-                        pesq_mos(near_speech, RATE, sent[0], sent[1], "wb")
-                    )
+                    calls = pairs.run(phone, network)
+                    for who, (samples, rate) in calls.items():
+                        speech = far_speech if who.endswith("heard") else near_speech
+                        score = pesq_mos(speech, RATE, samples, rate, "wb")
+                        scores.setdefault(who, []).append(score)
                 results["pesq"][name] = scores
                 print(f"bench.audio: {name}: {json.dumps(scores)}", file=sys.stderr)
+            phone.stop()
+            phone = PhoneDaemon(workdir / "phone-files", kamailio, env, microphone=mic_wav)
+            alone: dict[str, list[float]] = {"phone sent": [], "baresip sent": []}
+            for _ in range(runs):
+                calls = pairs.run(phone, impairment.set)  # a clean path
+                for who, scores_of in alone.items():
+                    samples, rate = calls[who]
+                    scores_of.append(pesq_mos(near_speech, RATE, samples, rate, "wb"))
+            results["stack alone"] = alone
+            print(f"bench.audio: stack alone: {json.dumps(alone)}", file=sys.stderr)
         finally:
             impairment.close()
             if phone is not None:
@@ -481,6 +489,41 @@ def latency_runs(phone: PhoneDaemon, clicker: Baresip, runs: int) -> dict[str, l
     finally:
         probe.close()
     return {"microphone": microphone, "earpiece": earpiece}
+
+
+@dataclass(frozen=True)
+class PairedCalls:
+    """The phone's call to `far`, then baresip's (`reference`) over the same path."""
+
+    pulse: PulseRig
+    far: Baresip
+    reference: Baresip
+    mic_wav: Path  # the speech, as the microphone plays it
+    near_wav: Path  # the reference's speech, placed anew for each pair
+    near_speech: np.ndarray
+    workdir: Path
+
+    def run(
+        self, phone: PhoneDaemon, network: Callable[[], None]
+    ) -> dict[str, tuple[np.ndarray, int]]:
+        """`network()` sets the path before each call. What each end heard and the far end
+        got: "phone heard", "phone sent", "baresip heard", "baresip sent"."""
+        network()
+        heard, sent = phone_call(phone, self.pulse, self.far, self.mic_wav, self.workdir)
+        # Baresip's speech goes out in the packets that carried the phone's: the n-th packet
+        # lost in both calls takes the same moment of speech. (At 10 % loss with jitter the far
+        # end's own jitter buffer shifts its recording by a few packets before the speech, and
+        # the match is only that close.)
+        lead = speech_begins(sent[0], sent[1], self.near_speech)
+        padded(self.near_wav, self.near_speech, RATE, lead)
+        network()
+        reference_heard, reference_sent = reference_call(self.reference, self.far, lead)
+        return {
+            "phone heard": heard,
+            "phone sent": sent,
+            "baresip heard": reference_heard,
+            "baresip sent": reference_sent,
+        }
 
 
 def phone_call(
@@ -553,6 +596,16 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                 row.target = ">= baresip"
                 row.met = bool(row.baresip) and row.deskphone["median"] >= row.baresip["median"]
             rows.append(row)
+    alone = results.get("stack alone")
+    if alone:
+        rows.append(
+            Figure(
+                "audio: PESQ WB microphone -> far end, clean, the SIP stack alone (WAV in)",
+                "MOS",
+                summary(alone["phone sent"], "MOS"),
+                summary(alone["baresip sent"], "MOS"),
+            )
+        )
     return rows
 
 
