@@ -510,7 +510,12 @@ class Kamailio:
         code: int | None = None,
         kind: str | None = None,
     ) -> list[SipReplyLog]:
-        """Replies Kamailio relayed or sent itself, oldest first, optionally filtered."""
+        """Replies Kamailio relayed or sent itself, oldest first, optionally filtered.
+
+        A reply Kamailio sends itself is logged just after it goes out, so when the answer to it
+        reaches another Kamailio process quickly, that request's reply may be logged first:
+        order one dialog's replies by CSeq where their order matters.
+        """
         entries = [
             SipReplyLog(
                 time=float(f.get("ts", "0")),
