@@ -32,8 +32,9 @@ import pytest
 from deskphone.core.history import EndReason
 from deskphone.core.phone import PhoneState
 from deskphone.core.tones import Tone, ToneName, tone_plan
-from deskphone.sip.media import volume_gain
+from deskphone.sip.media import CLOCK_LINGER, volume_gain
 from tests.harness import PhoneUnderTest, phone_config_text
+from tests.rig import wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
 from tests.rig.kamailio import Kamailio
 from tests.rig.pulse import EAR_SINK, HANDSET_PCM, RINGER_PCM, RINGER_SINK, PulseRig, speech_wav
@@ -208,6 +209,22 @@ def test_speech_and_tones_cross_a_call_through_the_sound_card(
     for name, buffer in stats.items():
         assert buffer.level <= buffer.target + 160, f"{name} buffer grew: {buffer}"
     assert_audio_reported(caplog, call_seconds=SETTLE + 1.5 + SPEECH_SECONDS + 1.0)
+    assert_session_figures_leave_out_the_linger(caplog)
+
+
+def assert_session_figures_leave_out_the_linger(caplog: pytest.LogCaptureFixture) -> None:
+    """The journal's account of a sound session covers the time it was in use. The bridge
+    runs on for CLOCK_LINGER after the call, when no call reads the microphone: counted, its
+    2 s (32000 samples) would show as the microphone buffer's overflows."""
+
+    def microphone_figures() -> list[Any]:
+        records = caplog.records
+        return [r.args[1] for r in records if r.getMessage().startswith("sound session over: mic")]
+
+    wait_until(microphone_figures, CLOCK_LINGER + 5, "the sound session's figures in the journal")
+    [figures] = microphone_figures()
+    # Dialling reaches a call within a few hundred ms, unread too; one second is far from both.
+    assert figures.overflows < 16000, figures
 
 
 def assert_audio_reported(caplog: pytest.LogCaptureFixture, call_seconds: float) -> None:

@@ -263,6 +263,10 @@ class MediaRouter:
         self._clock_running = False
         self._schedule = schedule  # the loop's call_later; without it the clock stops at once
         self._clock_stop: asyncio.TimerHandle | None = None
+        # The sound buffers' figures when the last call or tone ended: the journal's account
+        # of a session leaves out the linger (no call reads the microphone then, and once the
+        # bridge stops the earpiece gets nothing until its stream closes).
+        self._figures_in_use: dict[str, object] = {}
         self._sessions = 0
         self.last_recording: Path | None = None
 
@@ -469,8 +473,10 @@ class MediaRouter:
         if needed and self._clock_stop is not None:
             self._clock_stop.cancel()
             self._clock_stop = None
+            self._figures_in_use = {}
         if not needed and self._clock_running and self._schedule is not None:
             if self._clock_stop is None:
+                self._figures_in_use = self.buffer_stats
                 self._clock_stop = self._schedule(CLOCK_LINGER, self._linger_over)
             return
         if needed and not self._clock_running:
@@ -482,9 +488,10 @@ class MediaRouter:
             self._clock_running = True
             self._apply_levels()
         elif not needed and self._clock_running:
+            figures, self._figures_in_use = self._figures_in_use or self.buffer_stats, {}
             self._endpoint.audDevManager().setNoDev()
             self._clock_running = False
-            self._close_ends()
+            self._close_ends(figures)
 
     def _linger_over(self) -> None:
         self._clock_stop = None
@@ -513,10 +520,11 @@ class MediaRouter:
         self._open_recording()
         return True
 
-    def _close_ends(self) -> None:
+    def _close_ends(self, figures: dict[str, object]) -> None:
+        """Close what `_open_ends` opened; `figures` are the sound buffers' for the journal."""
         if self._sound is not None:
             self._sound.close_session()
-            for name, stats in self.buffer_stats.items():
+            for name, stats in figures.items():
                 log.info("sound session over: %s %s", name, stats)
         elif self._audio.backend == "files":
             self._earpiece = None  # destroying the recorder completes the WAV header
