@@ -218,8 +218,8 @@ def assert_session_figures_leave_out_the_linger(caplog: pytest.LogCaptureFixture
     2 s (32000 samples) would show as the microphone buffer's overflows."""
 
     def microphone_figures() -> list[Any]:
-        records = caplog.records
-        return [r.args[1] for r in records if r.getMessage().startswith("sound session over: mic")]
+        prefix = "sound session over: microphone "
+        return [r.args[1] for r in caplog.records if r.getMessage().startswith(prefix)]
 
     wait_until(microphone_figures, CLOCK_LINGER + 5, "the sound session's figures in the journal")
     [figures] = microphone_figures()
