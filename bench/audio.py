@@ -24,6 +24,11 @@ stream joining the rig's sink mid-call would shift the phone's capture, as no re
 does. Last, the phone's SIP stack alone: the phone (files backend, no sound card) sends the
 speech WAV itself on a clean path, against baresip sending the same WAV. What the handset's
 path costs the microphone is the difference from the clean row; the rest is the codec's.
+
+With each call's two scores, the figures file keeps what the phone's journal said of that call
+(`call_journal`): how often its jitter buffer ran dry and what it dropped, what each drift buffer
+slipped, and how many of the sound card's callbacks PortAudio flagged. A low score then shows
+its cause: a late packet, a slip, or a stall of the rig's sound server.
 """
 
 from __future__ import annotations
@@ -121,7 +126,8 @@ class PhoneDaemon:
             ).replace('log_level = "debug"', 'log_level = "info"')
         )
         self.socket = workdir / "control.sock"
-        self.log = open(workdir / "deskphone.log", "wb")  # noqa: SIM115 - closed in stop
+        self.journal = workdir / "deskphone.log"
+        self.log = open(self.journal, "wb")  # noqa: SIM115 - closed in stop
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskphone", "run", "--config", str(config)],
             stdout=self.log,
@@ -159,6 +165,16 @@ class PhoneDaemon:
     def hang_up(self) -> None:
         self.control("hangup")
 
+    def journal_size(self) -> int:
+        self.log.flush()
+        return self.journal.stat().st_size
+
+    def journal_since(self, offset: int) -> list[str]:
+        """The journal's lines written since `offset` (a `journal_size()`)."""
+        with open(self.journal, "rb") as journal:
+            journal.seek(offset)
+            return journal.read().decode(errors="replace").splitlines()
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -166,6 +182,34 @@ class PhoneDaemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+def call_journal(lines: list[str]) -> dict[str, int]:
+    """What the phone's journal says of one call's audio, as numbers: the jitter buffer's
+    ("ran dry", "dropped", ...), the sound card's flagged callbacks ("xruns") and each drift
+    buffer's ("earpiece inserted", "microphone dropped", ...). A call's PESQ alone does not
+    say why it is low; these tell a late packet from a slip or a stall of the sound server."""
+    figures: dict[str, int] = {}
+    for line in lines:
+        _, found, rest = line.partition("audio received in the call: ")
+        if found:
+            for item in rest.split(", "):
+                name, _, value = item.rpartition(" ")
+                if value.isdigit():
+                    figures[name] = int(value)
+            continue
+        _, found, rest = line.partition("sound streams closed: ")
+        if found:
+            figures["xruns"] = int(rest.split(", ")[1].split()[0])
+            continue
+        _, found, rest = line.partition("sound session over: ")
+        if found and "(" in rest:
+            buffer, _, stats = rest.partition(" ")
+            for item in stats[stats.index("(") + 1 : stats.rindex(")")].split(", "):
+                name, _, value = item.partition("=")
+                if name in ("dropped", "inserted", "underruns", "overflows"):
+                    figures[f"{buffer} {name}"] = int(value)
+    return figures
 
 
 # -- RTP on the wire ---------------------------------------------------------------------
@@ -431,25 +475,30 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
                 ua.start()
             phone = PhoneDaemon(workdir / "phone", kamailio, env)
             results["latency"] = latency_runs(phone, clicker, runs)
+            results["journal"] = {}
             for name, loss, jitter in CONDITIONS:
                 scores: dict[str, list[float]] = {}
+                journals: list[dict[str, int]] = []
                 for seed in range(runs):
                     # The phone's call and baresip's meet the same losses and delays.
                     network = partial(
                         impairment.set, loss, DELAY_MS * jitter, JITTER_MS * jitter, seed
                     )
-                    calls = pairs.run(phone, network)
+                    calls, journal = pairs.run(phone, network)
+                    journals.append(journal)
                     for who, (samples, rate) in calls.items():
                         speech = far_speech if who.endswith("heard") else near_speech
                         score = pesq_mos(speech, RATE, samples, rate, "wb")
                         scores.setdefault(who, []).append(score)
                 results["pesq"][name] = scores
+                results["journal"][name] = journals
                 print(f"bench.audio: {name}: {json.dumps(scores)}", file=sys.stderr)
+                print(f"bench.audio: {name}, journal: {json.dumps(journals)}", file=sys.stderr)
             phone.stop()
             phone = PhoneDaemon(workdir / "phone-files", kamailio, env, microphone=mic_wav)
             alone: dict[str, list[float]] = {"phone sent": [], "baresip sent": []}
             for _ in range(runs):
-                calls = pairs.run(phone, impairment.set)  # a clean path
+                calls, _ = pairs.run(phone, impairment.set)  # a clean path
                 for who, scores_of in alone.items():
                     samples, rate = calls[who]
                     scores_of.append(pesq_mos(near_speech, RATE, samples, rate, "wb"))
@@ -505,10 +554,12 @@ class PairedCalls:
 
     def run(
         self, phone: PhoneDaemon, network: Callable[[], None]
-    ) -> dict[str, tuple[np.ndarray, int]]:
+    ) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, int]]:
         """`network()` sets the path before each call. What each end heard and the far end
-        got: "phone heard", "phone sent", "baresip heard", "baresip sent"."""
+        got ("phone heard", "phone sent", "baresip heard", "baresip sent"), and what the
+        phone's journal said of its call (`call_journal`)."""
         network()
+        journal_from = phone.journal_size()
         heard, sent = phone_call(phone, self.pulse, self.far, self.mic_wav, self.workdir)
         # Baresip's speech goes out in the packets that carried the phone's: the n-th packet
         # lost in both calls takes the same moment of speech. (At 10 % loss with jitter the far
@@ -518,12 +569,16 @@ class PairedCalls:
         padded(self.near_wav, self.near_speech, RATE, lead)
         network()
         reference_heard, reference_sent = reference_call(self.reference, self.far, lead)
-        return {
+        # The sound session's figures come when the bridge stops, 2 s after the phone's call:
+        # long before the reference call is over.
+        journal = call_journal(phone.journal_since(journal_from))
+        calls = {
             "phone heard": heard,
             "phone sent": sent,
             "baresip heard": reference_heard,
             "baresip sent": reference_sent,
         }
+        return calls, journal
 
 
 def phone_call(
@@ -577,6 +632,7 @@ def figures(results: dict[str, Any]) -> list[Figure]:
         row.met = total["median"] <= LATENCY_TARGET_MS
         rows.append(row)
     for condition, scores in results["pesq"].items():
+        journals = results.get("journal", {}).get(condition, [])
         for ours, theirs, what in (
             ("phone heard", "baresip heard", "far end -> earpiece"),
             ("phone sent", "baresip sent", "microphone -> far end"),
@@ -595,6 +651,7 @@ def figures(results: dict[str, Any]) -> list[Figure]:
             else:
                 row.target = ">= baresip"
                 row.met = bool(row.baresip) and row.deskphone["median"] >= row.baresip["median"]
+            row.extra["calls"] = per_call(scores[ours], scores[theirs], journals, what)
             rows.append(row)
     alone = results.get("stack alone")
     if alone:
@@ -607,6 +664,27 @@ def figures(results: dict[str, Any]) -> list[Figure]:
             )
         )
     return rows
+
+
+def per_call(
+    ours: list[float], theirs: list[float], journals: list[dict[str, int]], what: str
+) -> list[dict[str, Any]]:
+    """Each call's pair of scores, with what the phone's journal said of the direction's own
+    path: the jitter buffer's figures for the earpiece (it plays what the network brought),
+    the microphone buffer's for the microphone, the sound card's flagged callbacks for both."""
+    side = "earpiece" if what.endswith("earpiece") else "microphone"
+    calls = []
+    for index, (score, reference) in enumerate(zip(ours, theirs, strict=True)):
+        journal = journals[index] if index < len(journals) else {}
+        kept = {
+            name: value
+            for name, value in journal.items()
+            if name.startswith(side)
+            or name == "xruns"
+            or (side == "earpiece" and name in ("ran dry", "dropped", "buffer max ms"))
+        }
+        calls.append({"deskphone": score, "baresip": reference, **kept})
+    return calls
 
 
 def run(runs: int, workdir: Path, quick: bool = False) -> list[Figure]:
