@@ -11,13 +11,17 @@ speech, and one per read corrects up to 1/frame of clock error (3125 ppm for the
 slices of a bytearray: Python on the audio path only copies frames.
 
 The streams are PortAudio callback streams (PyAudio) opened only while the bridge runs, so an
-idle phone holds no sound device open and runs no audio thread.
+idle phone holds no sound device open and runs no audio thread. The threads that move audio (the
+streams' callbacks, and pjmedia's clock thread through the bridge's sound port) put themselves on
+the real-time scheduler when the system lets them (`favour_this_thread`): a busy CPU then delays
+them less, which is what an underrun is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +51,40 @@ SAG_MS = 2.0
 RESYNC_MS = 4.0  # further above the band for two windows (a start, a stall): skip back
 CAPACITY_MS = 200.0  # beyond this the oldest audio is thrown away (a consumer that stopped)
 IDLE_SECONDS = 0.1  # a consumer that read nothing for this long starts afresh
+
+
+# SCHED_RR priority of the audio threads: above every ordinary thread, below the kernel's
+# interrupt threads (50). Unprivileged, a thread may take it only up to RLIMIT_RTPRIO: the
+# systemd unit grants exactly this (LimitRTPRIO=10).
+AUDIO_THREAD_PRIORITY = 10
+_priority_noted = False  # the journal hears once per process how it went
+
+
+def favour_this_thread(priority: int = AUDIO_THREAD_PRIORITY) -> bool:
+    """Put the calling thread on the real-time round-robin scheduler at `priority`; False
+    (and normal priority kept) where the system does not allow it. The threads so favoured
+    only copy frames and block: they cannot starve the rest. The first outcome is logged.
+    Never the main thread, whatever calls from it: that is the event loop's, and what it runs
+    is not bounded."""
+    global _priority_noted
+    if threading.current_thread() is threading.main_thread():
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+    except OSError as err:
+        if not _priority_noted:
+            _priority_noted = True
+            log.warning(
+                "audio threads keep normal priority (real-time priority %d refused: %s); "
+                "underruns are likelier on a busy CPU",
+                priority,
+                err.strerror or err,
+            )
+        return False
+    if not _priority_noted:
+        _priority_noted = True
+        log.info("audio threads run at real-time priority %d", priority)
+    return True
 
 
 def ms_to_samples(ms: float, rate: int = SAMPLE_RATE) -> int:
@@ -430,6 +468,8 @@ class _Callback:
     def __call__(
         self, data: bytes | None, frames: int, _time: Any, status: int
     ) -> tuple[bytes | None, int]:
+        if not self.calls:
+            favour_this_thread()  # the stream's own thread, on its first callback
         self.calls += 1
         if status:
             self.xruns += 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
-from deskphone.audio.stream import DriftBuffer
+from deskphone.audio.stream import DriftBuffer, favour_this_thread
 from deskphone.core.effects import ToneOutput
 from deskphone.core.events import CallId
 from deskphone.core.settings import VOLUME_DEFAULT, AudioOutput
@@ -192,9 +193,14 @@ class SoundPort(pj.AudioMediaPort):  # type: ignore[misc]
         self._microphone = microphone
         self._speaker = speaker
         self._failed = False
+        self._clock_thread: int | None = None  # the bridge's clock thread, once favoured
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
         """The bridge wants the next microphone frame."""
+        if self._clock_thread != threading.get_ident():
+            # Each session's bridge ticks on a clock thread of its own: favour it once.
+            self._clock_thread = threading.get_ident()
+            favour_this_thread()
         try:
             if self._microphone is None:
                 frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
