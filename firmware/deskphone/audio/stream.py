@@ -71,14 +71,14 @@ def favour_this_thread(priority: int = AUDIO_THREAD_PRIORITY) -> bool:
         return False
     try:
         os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
-    except OSError as err:
+    except (OSError, AttributeError) as err:  # AttributeError: a system without the call
         if not _priority_noted:
             _priority_noted = True
             log.warning(
                 "audio threads keep normal priority (real-time priority %d refused: %s); "
                 "underruns are likelier on a busy CPU",
                 priority,
-                err.strerror or err,
+                getattr(err, "strerror", None) or err,
             )
         return False
     if not _priority_noted:

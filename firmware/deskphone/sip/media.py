@@ -197,11 +197,11 @@ class SoundPort(pj.AudioMediaPort):  # type: ignore[misc]
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
         """The bridge wants the next microphone frame."""
-        if self._clock_thread != threading.get_ident():
-            # Each session's bridge ticks on a clock thread of its own: favour it once.
-            self._clock_thread = threading.get_ident()
-            favour_this_thread()
         try:
+            if self._clock_thread != threading.get_ident():
+                # Each session's bridge ticks on a clock thread of its own: favour it once.
+                self._clock_thread = threading.get_ident()
+                favour_this_thread()
             if self._microphone is None:
                 frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
                 frame.size = 0
