@@ -166,7 +166,6 @@ class PhoneDaemon:
         self.control("hangup")
 
     def journal_size(self) -> int:
-        self.log.flush()
         return self.journal.stat().st_size
 
     def journal_since(self, offset: int) -> list[str]:
@@ -633,9 +632,9 @@ def figures(results: dict[str, Any]) -> list[Figure]:
         rows.append(row)
     for condition, scores in results["pesq"].items():
         journals = results.get("journal", {}).get(condition, [])
-        for ours, theirs, what in (
-            ("phone heard", "baresip heard", "far end -> earpiece"),
-            ("phone sent", "baresip sent", "microphone -> far end"),
+        for ours, theirs, what, side in (
+            ("phone heard", "baresip heard", "far end -> earpiece", "earpiece"),
+            ("phone sent", "baresip sent", "microphone -> far end", "microphone"),
         ):
             row = Figure(
                 f"audio: PESQ WB {what}, {condition}",
@@ -651,7 +650,7 @@ def figures(results: dict[str, Any]) -> list[Figure]:
             else:
                 row.target = ">= baresip"
                 row.met = bool(row.baresip) and row.deskphone["median"] >= row.baresip["median"]
-            row.extra["calls"] = per_call(scores[ours], scores[theirs], journals, what)
+            row.extra["calls"] = per_call(scores[ours], scores[theirs], journals, side)
             rows.append(row)
     alone = results.get("stack alone")
     if alone:
@@ -667,12 +666,11 @@ def figures(results: dict[str, Any]) -> list[Figure]:
 
 
 def per_call(
-    ours: list[float], theirs: list[float], journals: list[dict[str, int]], what: str
+    ours: list[float], theirs: list[float], journals: list[dict[str, int]], side: str
 ) -> list[dict[str, Any]]:
     """Each call's pair of scores, with what the phone's journal said of the direction's own
     path: the jitter buffer's figures for the earpiece (it plays what the network brought),
     the microphone buffer's for the microphone, the sound card's flagged callbacks for both."""
-    side = "earpiece" if what.endswith("earpiece") else "microphone"
     calls = []
     for index, (score, reference) in enumerate(zip(ours, theirs, strict=True)):
         journal = journals[index] if index < len(journals) else {}

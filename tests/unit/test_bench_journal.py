@@ -51,8 +51,8 @@ def test_a_calls_journal_becomes_numbers() -> None:
 
 def test_each_direction_keeps_its_own_path() -> None:
     journal = call_journal(journal_lines())
-    ear = per_call([2.4], [4.35], [journal], "far end -> earpiece")[0]
-    mic = per_call([4.2], [4.27], [journal], "microphone -> far end")[0]
+    ear = per_call([2.4], [4.35], [journal], "earpiece")[0]
+    mic = per_call([4.2], [4.27], [journal], "microphone")[0]
     assert (ear["deskphone"], ear["baresip"]) == (2.4, 4.35)
     assert ear["ran dry"] == 3 and ear["earpiece inserted"] == 78 and ear["xruns"] == 1
     assert not any(name.startswith("microphone") for name in ear)
@@ -61,4 +61,4 @@ def test_each_direction_keeps_its_own_path() -> None:
 
 
 def test_a_call_without_a_journal_keeps_its_scores() -> None:
-    assert per_call([3.1], [3.0], [], "far end -> earpiece") == [{"deskphone": 3.1, "baresip": 3.0}]
+    assert per_call([3.1], [3.0], [], "earpiece") == [{"deskphone": 3.1, "baresip": 3.0}]
