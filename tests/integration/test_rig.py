@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ import pytest
 from tests.rig import RigError, wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED
 from tests.rig.fixtures import BaresipFactory, ToneWavFactory
+from tests.rig.host import HostWatch, retried_over_stalls
 from tests.rig.impair import in_new_namespace
 from tests.rig.kamailio import Kamailio, SipReplyLog
 from tests.rig.ports import free_port
@@ -376,3 +379,80 @@ def test_the_impairment_loses_the_same_packets_for_the_same_seed(tmp_path: Path)
         assert 400 * 0.55 <= len(arrived) <= 400 * 0.85, f"{400 - len(arrived)} of 400 lost"
     assert first == again, "one seed dropped different packets in two runs"
     assert first != other, "two seeds dropped the same packets"
+
+
+# -- the machine's stall witness ------------------------------------------------------------
+
+
+def _stand_still(watch: HostWatch, seconds: float) -> None:
+    """Stop every witness process for `seconds`: to the witness, what a stalled processor is."""
+    pids = watch.pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(seconds)
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def witness() -> Iterator[HostWatch]:
+    watch = HostWatch().start()
+    if watch.refused:
+        pytest.skip(f"the witness needs real-time priority here: {watch.refused}")
+    try:
+        yield watch
+    finally:
+        watch.stop()
+
+
+def test_the_witness_sees_a_processor_stand_still(witness: HostWatch) -> None:
+    began = time.monotonic()
+    time.sleep(0.5)
+    assert witness.stalls(began) == [], "a quiet half second was taken for a stall"
+    stopped = time.monotonic()
+    _stand_still(witness, 0.3)
+    [stall, *_] = wait_until(lambda: witness.stalls(stopped), 2.0, "the witness to report")
+    assert 250 <= stall.ms <= 1000, stall
+    assert stopped - 0.05 <= stall.began <= stopped + 0.3, (stall, stopped)
+    assert witness.stalls(began, stopped - 0.05) == [], "a stall placed before it began"
+
+
+def test_an_attempt_is_tried_again_only_when_the_machine_stalled(witness: HostWatch) -> None:
+    tried: list[int] = []
+
+    def spoiled_once(attempt: int) -> None:
+        tried.append(attempt)
+        if attempt == 1:
+            _stand_still(witness, 0.2)
+            time.sleep(0.1)  # the witness reports a stall as it ends
+            raise AssertionError("PESQ 1.25 < 2.4")
+
+    excused = retried_over_stalls(witness, spoiled_once)
+    assert tried == [1, 2]
+    [note] = excused
+    assert "attempt 1 failed while processor" in note and "PESQ 1.25" in note, note
+
+    tried.clear()
+
+    def broken(attempt: int) -> None:
+        tried.append(attempt)
+        raise AssertionError("PESQ 1.25 < 2.4")
+
+    with pytest.raises(AssertionError, match=r"PESQ 1\.25"):
+        retried_over_stalls(witness, broken)
+    assert tried == [1], "a failure on a steady machine was tried again"
+
+    tried.clear()
+
+    def always_spoiled(attempt: int) -> None:
+        tried.append(attempt)
+        _stand_still(witness, 0.2)
+        time.sleep(0.1)
+        raise AssertionError("PESQ 1.25 < 2.4")
+
+    with pytest.raises(AssertionError) as failure:
+        retried_over_stalls(witness, always_spoiled, tries=2)
+    assert tried == [1, 2], "stalls excused the test itself"
+    notes = "\n".join(failure.value.__notes__)
+    assert "before this, attempt 1 failed while processor" in notes, notes
+    assert "in this attempt too: processor" in notes, notes

@@ -1,4 +1,5 @@
-"""pytest fixtures for the rig: a Kamailio per test, baresips registered with it, tone WAVs.
+"""pytest fixtures for the rig: a Kamailio per test, baresips registered with it, tone WAVs,
+the machine's stall witness.
 
 Every peer is stopped at teardown, whatever the test did. When a test fails, the tails of the
 peers' logs are printed in its teardown section, so a CI failure shows what the peers saw.
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.rig.baresip import Baresip
+from tests.rig.host import HostWatch
 from tests.rig.kamailio import Kamailio
 from tests.rig.signals import write_tone_wav
 
@@ -102,3 +104,13 @@ def tone_wav(tmp_path: Path) -> ToneWavFactory:
         return write_tone_wav(path, freqs, seconds, rate=rate, amplitude=amplitude)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def host_watch() -> Iterator[HostWatch]:
+    """The machine's stall witness (tests/rig/host.py), for the session's audio tests."""
+    watch = HostWatch().start()
+    try:
+        yield watch
+    finally:
+        watch.stop()

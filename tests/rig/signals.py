@@ -185,7 +185,21 @@ def dominant_frequency(samples: Samples, rate: int) -> float:
     """Frequency (Hz) of the strongest spectral peak, refined by parabolic interpolation."""
     if len(samples) < 4:
         return 0.0
-    freqs, power = _power_spectrum(samples, rate)
+    return _peak(*_power_spectrum(samples, rate))
+
+
+def dominant_frequency_over(windows: Sequence[Samples], rate: int) -> float:
+    """The strongest peak of the power spectra of equal-length `windows`, averaged (Welch's
+    method): a click or a gap in one window moves it by a fraction of what it would move
+    that window's own peak."""
+    if not windows or len(windows[0]) < 4:
+        return 0.0
+    spectra = [_power_spectrum(window, rate) for window in windows]
+    return _peak(spectra[0][0], np.mean([power for _, power in spectra], axis=0))
+
+
+def _peak(freqs: np.ndarray, power: np.ndarray) -> float:
+    power = power.copy()
     power[0] = 0.0
     k = int(np.argmax(power))
     if 0 < k < len(power) - 1:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.rig.signals import (
     dominant_frequency,
+    dominant_frequency_over,
     has_tone,
     read_wav,
     tone,
@@ -41,6 +42,19 @@ def test_other_tone_is_not_found() -> None:
     assert tone_ratio(samples, 16000, 1000) < 0.01
     assert not has_tone(samples, 16000, 1000, min_ratio=0.5, min_seconds=0.1)
     assert abs(dominant_frequency(samples, 16000) - 600) < 2
+
+
+def test_a_gap_in_one_window_barely_moves_the_reading_over_all_of_them() -> None:
+    """A sound-server stall leaves a gap (silence, then the tone out of phase): read from the
+    one window holding it, 425 Hz moves by up to 10 Hz; averaged over eight, well under 1."""
+    rate = 16000
+    clean = tone(425, 0.8, rate)
+    gap = np.zeros(rate * 15 // 1000, dtype=np.float32)
+    glitched = np.concatenate([clean[:700], gap, clean[700:]])[: len(clean)]
+    windows = [glitched[at : at + rate // 10] for at in range(0, len(glitched), rate // 10)]
+    assert abs(dominant_frequency(windows[0], rate) - 425) > 4
+    assert abs(dominant_frequency_over(windows, rate) - 425) < 1
+    assert dominant_frequency_over([], rate) == 0.0
 
 
 def test_silence_and_noise_have_no_tone() -> None:
