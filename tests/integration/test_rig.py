@@ -23,7 +23,7 @@ import pytest
 from tests.rig import RigError, wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED
 from tests.rig.fixtures import BaresipFactory, ToneWavFactory
-from tests.rig.host import HostWatch, retried_over_stalls
+from tests.rig.host import HostWatch, StalledAttempt, retried_over_stalls
 from tests.rig.impair import in_new_namespace
 from tests.rig.kamailio import Kamailio, SipReplyLog
 from tests.rig.ports import free_port
@@ -427,7 +427,8 @@ def test_an_attempt_is_tried_again_only_when_the_machine_stalled(witness: HostWa
             time.sleep(0.1)  # the witness reports a stall as it ends
             raise AssertionError("PESQ 1.25 < 2.4")
 
-    excused = retried_over_stalls(witness, spoiled_once)
+    with pytest.warns(StalledAttempt, match="attempt 1 failed while processor"):
+        excused = retried_over_stalls(witness, spoiled_once)
     assert tried == [1, 2]
     [note] = excused
     assert "attempt 1 failed while processor" in note and "PESQ 1.25" in note, note
@@ -450,7 +451,7 @@ def test_an_attempt_is_tried_again_only_when_the_machine_stalled(witness: HostWa
         time.sleep(0.1)
         raise AssertionError("PESQ 1.25 < 2.4")
 
-    with pytest.raises(AssertionError) as failure:
+    with pytest.raises(AssertionError) as failure, pytest.warns(StalledAttempt):
         retried_over_stalls(witness, always_spoiled, tries=2)
     assert tried == [1, 2], "stalls excused the test itself"
     notes = "\n".join(failure.value.__notes__)

@@ -16,8 +16,9 @@ than `threshold_ms` late, that processor stalled. Without leave to run at real-t
 (not root, no RLIMIT_RTPRIO) it would wait behind the phone's own threads and could blame the
 machine for the phone's faults, so it does not run at all and reports no stall.
 
-`retried_over_stalls` runs a scenario again when it failed while the witness saw a stall;
-a failure without one is the phone's, and is raised at once.
+`retried_over_stalls` runs a scenario again when it failed while the witness saw a stall
+(and warns, so that the run's summary names it); a failure without one is the phone's, and is
+raised at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,10 @@ class Stall:
 
     def __str__(self) -> str:
         return f"processor {self.cpu} stood still {self.ms:.0f} ms"
+
+
+class StalledAttempt(UserWarning):
+    """An attempt failed while the machine stalled, and was made again."""
 
 
 class HostWatch:
@@ -130,7 +136,8 @@ def retried_over_stalls(
             if stalls and attempt < tries:
                 seen = ", ".join(str(s) for s in stalls)
                 excused.append(f"attempt {attempt} failed while {seen}: {failure}")
-                print(f"host stall, trying again: {excused[-1]}")
+                # A pass after a stall still shows in the run's summary of warnings.
+                warnings.warn(StalledAttempt(excused[-1]), stacklevel=2)
                 continue
             for note in excused:
                 failure.add_note(f"before this, {note}")
