@@ -16,12 +16,12 @@ while this was built; the failure message carries the buffers' figures.
 
 A stalled machine. The scored tests run their call again when it failed while the machine
 itself stood still (tests/rig/host.py: a witness pinned to each processor at a real-time
-priority above the phone's saw it wake more than 40 ms late), up to three calls; a failure
-with no stall fails at once, and so does the third; a call made again is named in the run's
-warnings. A CI run failed in the way such a stall
-leaves: the phone's jitter buffer reached its 500 ms limit (dropping 97 packets) while every
-packet had arrived on time, so the bridge's clock thread had lost half a second. No phone plays
-through its processor standing still; the floors stay where they are.
+priority above the phone's saw it wake more than 40 ms late), up to three calls; a failure with
+no stall fails at once, and so does the third; a call made again is named in the run's
+warnings. A CI run failed in the way such a stall leaves: the phone's jitter buffer reached its
+500 ms limit (dropping 97 packets) while every packet had arrived on time, so the bridge's
+clock thread had lost half a second. No phone plays through its processor standing still; the
+floors stay where they are.
 """
 
 from __future__ import annotations
