@@ -28,7 +28,10 @@ path costs the microphone is the difference from the clean row; the rest is the 
 With each call's two scores, the figures file keeps what the phone's journal said of that call
 (`call_journal`): how often its jitter buffer ran dry and what it dropped, what each drift buffer
 slipped, and how many of the sound card's callbacks PortAudio flagged. A low score then shows
-its cause: a late packet, a slip, or a stall of the rig's sound server.
+its cause: a late packet, a slip, or a stall of the rig's sound server. Beside them, the longest
+time the machine itself stood still during each call, the phone's and baresip's
+(tests/rig/host.py, from 20 ms; 0 when none, absent when the witness may not run): a stall that
+spoils one call of a pair and not the other shows there.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from bench.common import Figure, markdown_table, summary
 from tests.harness import phone_config_text
 from tests.rig import wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, RTP_PORTS, Baresip
+from tests.rig.host import HostWatch
 from tests.rig.impair import Impairment, in_new_namespace, inside_namespace
 from tests.rig.kamailio import Kamailio
 from tests.rig.pulse import (
@@ -71,6 +75,7 @@ from tests.rig.signals import read_wav, write_wav
 
 RATE = 16000
 SETTLE = 2.0  # seconds after the answer before speech: the buffers settle
+STALL_MS = 20.0  # the machine standing still this long is named beside a call's scores
 SPEECH_SECONDS = 8.0
 MIC_LEAD = SETTLE + 1.0  # the microphone's silence before its speech, the call set up within
 FAR_TEXT = (
@@ -467,7 +472,8 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
         clicker = Baresip(workdir, "1004", kamailio.users["1004"], kamailio,
                           audio_source=clicks, codecs=["PCMU"])  # fmt: skip
         impairment = Impairment(far_end=FAR_RTP).start()
-        pairs = PairedCalls(pulse, far, reference, mic_wav, near_wav, near_speech, workdir)
+        watch = HostWatch(threshold_ms=STALL_MS).start()
+        pairs = PairedCalls(pulse, far, reference, mic_wav, near_wav, near_speech, workdir, watch)
         phone: PhoneDaemon | None = None
         try:
             for ua in (far, reference, clicker):
@@ -505,6 +511,7 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
             print(f"bench.audio: stack alone: {json.dumps(alone)}", file=sys.stderr)
         finally:
             impairment.close()
+            watch.stop()
             if phone is not None:
                 phone.stop()
             for ua in (far, reference, clicker):
@@ -550,6 +557,7 @@ class PairedCalls:
     near_wav: Path  # the reference's speech, placed anew for each pair
     near_speech: np.ndarray
     workdir: Path
+    watch: HostWatch
 
     def run(
         self, phone: PhoneDaemon, network: Callable[[], None]
@@ -559,7 +567,9 @@ class PairedCalls:
         phone's journal said of its call (`call_journal`)."""
         network()
         journal_from = phone.journal_size()
+        began = time.monotonic()
         heard, sent = phone_call(phone, self.pulse, self.far, self.mic_wav, self.workdir)
+        ours = (began, time.monotonic())
         # Baresip's speech goes out in the packets that carried the phone's: the n-th packet
         # lost in both calls takes the same moment of speech. (At 10 % loss with jitter the far
         # end's own jitter buffer shifts its recording by a few packets before the speech, and
@@ -567,10 +577,15 @@ class PairedCalls:
         lead = speech_begins(sent[0], sent[1], self.near_speech)
         padded(self.near_wav, self.near_speech, RATE, lead)
         network()
+        began = time.monotonic()
         reference_heard, reference_sent = reference_call(self.reference, self.far, lead)
+        theirs = (began, time.monotonic())
         # The sound session's figures come when the bridge stops, 2 s after the phone's call:
         # long before the reference call is over.
         journal = call_journal(phone.journal_since(journal_from))
+        if not self.watch.refused:
+            for name, (start, end) in (("stall ms", ours), ("baresip stall ms", theirs)):
+                journal[name] = round(max((s.ms for s in self.watch.stalls(start, end)), default=0))
         calls = {
             "phone heard": heard,
             "phone sent": sent,
@@ -670,7 +685,8 @@ def per_call(
 ) -> list[dict[str, Any]]:
     """Each call's pair of scores, with what the phone's journal said of the direction's own
     path: the jitter buffer's figures for the earpiece (it plays what the network brought),
-    the microphone buffer's for the microphone, the sound card's flagged callbacks for both."""
+    the microphone buffer's for the microphone; the sound card's flagged callbacks and the
+    machine's stalls for both."""
     calls = []
     for index, (score, reference) in enumerate(zip(ours, theirs, strict=True)):
         journal = journals[index] if index < len(journals) else {}
@@ -678,7 +694,7 @@ def per_call(
             name: value
             for name, value in journal.items()
             if name.startswith(side)
-            or name == "xruns"
+            or name in ("xruns", "stall ms", "baresip stall ms")
             or (side == "earpiece" and name in ("ran dry", "dropped", "buffer max ms"))
         }
         calls.append({"deskphone": score, "baresip": reference, **kept})

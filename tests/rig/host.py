@@ -64,7 +64,7 @@ class HostWatch:
         self._lock = threading.Lock()
         self.refused = ""  # why the witness could not run, if it could not
 
-    def start(self, timeout: float = 5.0) -> HostWatch:
+    def start(self) -> HostWatch:
         for cpu in sorted(os.sched_getaffinity(0)):
             proc = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(cpu), str(self.threshold_ms)],
@@ -134,20 +134,22 @@ def retried_over_stalls(
         except AssertionError as failure:
             stalls = watch.stalls(began)
             if stalls and attempt < tries:
-                seen = ", ".join(str(s) for s in stalls)
-                excused.append(f"attempt {attempt} failed while {seen}: {failure}")
+                excused.append(f"attempt {attempt} failed while {_listed(stalls)}: {failure}")
                 # A pass after a stall still shows in the run's summary of warnings.
                 warnings.warn(StalledAttempt(excused[-1]), stacklevel=2)
                 continue
             for note in excused:
                 failure.add_note(f"before this, {note}")
             if stalls:
-                seen = ", ".join(str(s) for s in stalls)
-                failure.add_note(f"in this attempt too: {seen}")
+                failure.add_note(f"in this attempt too: {_listed(stalls)}")
             elif watch.refused:
                 failure.add_note(f"(no witness of the machine's stalls: {watch.refused})")
             raise
     raise AssertionError("no attempt was made")  # only with tries < 1
+
+
+def _listed(stalls: list[Stall]) -> str:
+    return ", ".join(str(stall) for stall in stalls)
 
 
 def _witness(cpu: int, threshold_ms: float) -> None:

@@ -50,13 +50,15 @@ def test_a_calls_journal_becomes_numbers() -> None:
 
 
 def test_each_direction_keeps_its_own_path() -> None:
-    journal = call_journal(journal_lines())
+    journal = call_journal(journal_lines()) | {"stall ms": 0, "baresip stall ms": 120}
     ear = per_call([2.4], [4.35], [journal], "earpiece")[0]
     mic = per_call([4.2], [4.27], [journal], "microphone")[0]
     assert (ear["deskphone"], ear["baresip"]) == (2.4, 4.35)
     assert ear["ran dry"] == 3 and ear["earpiece inserted"] == 78 and ear["xruns"] == 1
     assert not any(name.startswith("microphone") for name in ear)
     assert mic["microphone dropped"] == 296 and mic["xruns"] == 1
+    for call in (ear, mic):  # the machine's stalls spoil either direction
+        assert (call["stall ms"], call["baresip stall ms"]) == (0, 120)
     assert "ran dry" not in mic and not any(name.startswith("earpiece") for name in mic)
 
 
