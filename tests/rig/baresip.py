@@ -104,7 +104,7 @@ def _codec_plan(codecs: Sequence[str] | None) -> tuple[list[str], list[str]]:
     names: list[str] = []
     for item in codecs:
         key = item.lower().removesuffix(".so")
-        if key in CODEC_MODULES:
+        if key in CODEC_MODULES and item != item.upper():  # "g722" the module, "G722" the codec
             module = key
         elif key in _CODEC_TO_MODULE:
             module = _CODEC_TO_MODULE[key]
@@ -134,6 +134,9 @@ class Baresip:
     - `registrar`: a Kamailio, or (host, port); the AOR is sip:USER@HOST:PORT.
     - `audio_source`: a 16-bit mono WAV (any rate) played as its microphone; it does not loop,
       so make it longer than the call. None: silence.
+    - `sound_device`: an ALSA PCM (alsa module) for its microphone and speaker instead of the
+      WAV and the dummy, as baresip on a desk phone's handset; its process must find the PCM
+      (ALSA_CONFIG_PATH in this process's environment, which it inherits).
     - `record`: sndfile writes `dump-YYYY-MM-DD-hh-mm-ss-enc.wav` (what it sent, before
       encoding) and `...-dec.wav` (what it received, after decoding) per call, at the codec's
       rate (16 kHz G722, 8 kHz G711). Names have one-second resolution: a second call within
@@ -157,6 +160,7 @@ class Baresip:
         *,
         auto_answer: bool = True,
         audio_source: Path | None = None,
+        sound_device: str | None = None,
         record: bool = True,
         codecs: Sequence[str] | None = None,
         transport: str = "udp",
@@ -177,7 +181,10 @@ class Baresip:
         else:
             self.registrar_host, self.registrar_port = registrar.host, registrar.port
         self.auto_answer = auto_answer
+        if audio_source is not None and sound_device is not None:
+            raise ValueError("a WAV or a sound device for its microphone, not both")
         self.audio_source = Path(audio_source) if audio_source is not None else None
+        self.sound_device = sound_device
         self.record = record
         self.codec_modules, self.codec_names = _codec_plan(codecs)
         self.transport = transport
@@ -224,23 +231,38 @@ class Baresip:
     def _write_config(self) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
-        source = self.audio_source if self.audio_source is not None else silence_wav()
-        try:
-            rate, channels, bits = wav_format(source)
-        except (OSError, ValueError) as e:
-            raise RigError(f"audio_source {source}: {e}") from e
-        if channels != 1 or bits != 16:
-            raise RigError(f"audio_source {source} must be 16-bit mono (aufile needs S16LE)")
+        if self.sound_device is not None:
+            # At the codec's rate, mono: the device is opened as the call needs it.
+            sound = [
+                f"audio_player alsa,{self.sound_device}",
+                f"audio_source alsa,{self.sound_device}",
+                "audio_alert aubridge,rig-alert",
+                "ausrc_channels 1",
+                "auplay_channels 1",
+            ]
+            sound_modules = ["alsa", "aubridge"]
+        else:
+            source = self.audio_source if self.audio_source is not None else silence_wav()
+            try:
+                rate, channels, bits = wav_format(source)
+            except (OSError, ValueError) as e:
+                raise RigError(f"audio_source {source}: {e}") from e
+            if channels != 1 or bits != 16:
+                raise RigError(f"audio_source {source} must be 16-bit mono (aufile needs S16LE)")
+            sound = [
+                "audio_player aubridge,rig-speaker",
+                "audio_alert aubridge,rig-alert",
+                f"audio_source aufile,{source}",
+                f"ausrc_srate {rate}",
+                "ausrc_channels 1",
+            ]
+            sound_modules = ["aufile", "aubridge"]
         lines = [
             "poll_method epoll",
             f"sip_listen {self.host}:{self.sip_port}",
             "call_local_timeout 120",
             "call_max_calls 4",
-            "audio_player aubridge,rig-speaker",
-            "audio_alert aubridge,rig-alert",
-            f"audio_source aufile,{source}",
-            f"ausrc_srate {rate}",
-            "ausrc_channels 1",
+            *sound,
             f"rtp_ports {self.rtp_ports.start}-{self.rtp_ports.stop - 1}",
             "rtcp_mux no",
             f"net_interface {self.host}",
@@ -248,8 +270,7 @@ class Baresip:
             f"dns_server {self.host}:53",
             f"module_path {module_dir(MODULE_DIRS, 'g711.so', 'baresip')}",
             *(f"module {m}.so" for m in self.codec_modules),
-            "module aufile.so",
-            "module aubridge.so",
+            *(f"module {m}.so" for m in sound_modules),
         ]
         if self.record:
             lines += ["module sndfile.so", f"snd_path {self.recordings_dir}"]
