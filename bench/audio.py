@@ -25,6 +25,12 @@ does. Last, the phone's SIP stack alone: the phone (files backend, no sound card
 speech WAV itself on a clean path, against baresip sending the same WAV. What the handset's
 path costs the microphone is the difference from the clean row; the rest is the codec's.
 
+Beside each row, a second peer: baresip on the phone's own handset (the rig's sound card through
+ALSA, as a hand-wired baresip desk phone would be), making the same calls after the phone's,
+over the same path: its latency each way (the same clicks) and its scores. Baresip's side of
+the targets stays the two baresips with WAVs; this one shows what the sound card's path costs
+each of the two, and what latency baresip's quality takes.
+
 With each call's two scores, the figures file keeps what the phone's journal said of that call
 (`call_journal`): how often its jitter buffer ran dry and what it dropped, what each drift buffer
 slipped, and how many of the sound card's callbacks PortAudio flagged. A low score then shows
@@ -58,7 +64,7 @@ import numpy as np
 from bench.common import Figure, markdown_table, summary
 from tests.harness import phone_config_text
 from tests.rig import wait_until
-from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, RTP_PORTS, Baresip
+from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
 from tests.rig.host import HostWatch
 from tests.rig.impair import Impairment, in_new_namespace, inside_namespace
 from tests.rig.kamailio import Kamailio
@@ -97,7 +103,10 @@ CLICK_EVERY = 1.0  # seconds between clicks
 CLICKS = 8
 LATENCY_TARGET_MS = 60.0
 PESQ_WB_TARGET = 4.0
-FAR_RTP, REFERENCE_RTP = range(10000, 11000), range(11000, 12000)  # the callee's, baresip caller's
+# Where each baresip sends RTP from: the callee, the baresip caller (WAV in and out),
+# baresip on the handset, the clicker (latency).
+FAR_RTP, REFERENCE_RTP = range(10000, 11000), range(11000, 12000)
+HANDSET_RTP, CLICKER_RTP = range(12000, 13000), range(13000, 14000)
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 
@@ -170,6 +179,9 @@ class PhoneDaemon:
     def hang_up(self) -> None:
         self.control("hangup")
 
+    def wait_idle(self) -> None:
+        wait_until(lambda: self.status()["state"] in ("idle", "ended"), 5, "the phone to hang up")
+
     def journal_size(self) -> int:
         return self.journal.stat().st_size
 
@@ -186,6 +198,31 @@ class PhoneDaemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+class BaresipHandset:
+    """baresip on the same handset (the rig's sound card, through ALSA), driven as the phone
+    is: the peer for what the phone's own sound path costs (what a hand-wired baresip desk
+    phone would do on this machine)."""
+
+    def __init__(self, ua: Baresip, registrar: Kamailio) -> None:
+        self.ua = ua
+        self._registrar = registrar
+        self._closed = 0
+
+    def call(self, target: str) -> None:
+        self._closed = len(self.ua.events())
+        self.ua.dial(f"sip:{target}@{self._registrar.host}:{self._registrar.port}")
+        self.ua.wait_event(CALL_ESTABLISHED, since=self._closed)
+
+    def hang_up(self) -> None:
+        self.ua.hangup()
+
+    def wait_idle(self) -> None:
+        self.ua.wait_event(CALL_CLOSED, since=self._closed)
+
+
+Handset = PhoneDaemon | BaresipHandset
 
 
 def call_journal(lines: list[str]) -> dict[str, int]:
@@ -295,7 +332,8 @@ class RtpSniffer(threading.Thread):
 
 
 def far_end_port(port: int) -> bool:
-    return port in RTP_PORTS
+    """The clicker's: the far end of the latency calls."""
+    return port in CLICKER_RTP
 
 
 # -- the benchmark's own ends of the handset ----------------------------------------------
@@ -470,16 +508,23 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
                             rtp_ports=REFERENCE_RTP)  # fmt: skip
         clicks = clicks_wav(workdir / "clicks.wav")
         clicker = Baresip(workdir, "1004", kamailio.users["1004"], kamailio,
-                          audio_source=clicks, codecs=["PCMU"])  # fmt: skip
+                          audio_source=clicks, codecs=["PCMU"],
+                          rtp_ports=CLICKER_RTP)  # fmt: skip
+        on_handset = Baresip(workdir, "1005", kamailio.users["1005"], kamailio,
+                             sound_device=HANDSET_PCM, codecs=["G722", "PCMU"],
+                             rtp_ports=HANDSET_RTP)  # fmt: skip
+        handset_baresip = BaresipHandset(on_handset, kamailio)
         impairment = Impairment(far_end=FAR_RTP).start()
         watch = HostWatch(threshold_ms=STALL_MS).start()
-        pairs = PairedCalls(pulse, far, reference, mic_wav, near_wav, near_speech, workdir, watch)
+        pairs = PairedCalls(pulse, far, reference, handset_baresip, mic_wav, near_wav,
+                            near_speech, workdir, watch)  # fmt: skip
         phone: PhoneDaemon | None = None
         try:
-            for ua in (far, reference, clicker):
+            for ua in (far, reference, clicker, on_handset):
                 ua.start()
             phone = PhoneDaemon(workdir / "phone", kamailio, env)
-            results["latency"] = latency_runs(phone, clicker, runs)
+            results["latency"] = latency_runs(phone, runs)
+            results["handset baresip latency"] = latency_runs(handset_baresip, runs)
             results["journal"] = {}
             for name, loss, jitter in CONDITIONS:
                 scores: dict[str, list[float]] = {}
@@ -503,7 +548,7 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
             phone = PhoneDaemon(workdir / "phone-files", kamailio, env, microphone=mic_wav)
             alone: dict[str, list[float]] = {"phone sent": [], "baresip sent": []}
             for _ in range(runs):
-                calls, _ = pairs.run(phone, impairment.set)  # a clean path
+                calls, _ = pairs.run(phone, impairment.set, on_handset=False)  # a clean path
                 for who, scores_of in alone.items():
                     samples, rate = calls[who]
                     scores_of.append(pesq_mos(near_speech, RATE, samples, rate, "wb"))
@@ -514,12 +559,13 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
             watch.stop()
             if phone is not None:
                 phone.stop()
-            for ua in (far, reference, clicker):
+            for ua in (far, reference, clicker, on_handset):
                 ua.stop()
     return results
 
 
-def latency_runs(phone: PhoneDaemon, clicker: Baresip, runs: int) -> dict[str, list[float]]:
+def latency_runs(handset: Handset, runs: int) -> dict[str, list[float]]:
+    """Calls from `handset` to the clicker (1004): each click's latency, each way."""
     microphone: list[float] = []
     earpiece: list[float] = []
     probe = HandsetProbe()
@@ -527,19 +573,18 @@ def latency_runs(phone: PhoneDaemon, clicker: Baresip, runs: int) -> dict[str, l
         for _ in range(runs):
             sniffer = RtpSniffer()
             sniffer.start()
-            phone.call("1004")
+            handset.call("1004")
             time.sleep(SETTLE)
             probe.earpiece.clear()
             probe.click_times.clear()
             probe.start_clicks()
             time.sleep(CLICKS * CLICK_EVERY)
             probe.stop_clicks()
-            phone.hang_up()
-            clicker.wait_event(CALL_CLOSED, since=len(clicker.events()) - 1)
+            handset.hang_up()
+            handset.wait_idle()
             sniffer.stop()
             microphone += microphone_latencies(probe.click_times, sniffer.packets)
             earpiece += earpiece_latencies(sniffer.packets, probe.earpiece)
-            wait_until(lambda: phone.status()["state"] in ("idle", "ended"), 5, "idle")
             time.sleep(1.5)
     finally:
         probe.close()
@@ -548,11 +593,13 @@ def latency_runs(phone: PhoneDaemon, clicker: Baresip, runs: int) -> dict[str, l
 
 @dataclass(frozen=True)
 class PairedCalls:
-    """The phone's call to `far`, then baresip's (`reference`) over the same path."""
+    """The phone's call to `far`, then baresip's (`reference`, WAV in and out) over the same
+    path, then baresip's on the phone's handset (`on_handset`)."""
 
     pulse: PulseRig
     far: Baresip
     reference: Baresip
+    on_handset: BaresipHandset
     mic_wav: Path  # the speech, as the microphone plays it
     near_wav: Path  # the reference's speech, placed anew for each pair
     near_speech: np.ndarray
@@ -560,16 +607,18 @@ class PairedCalls:
     watch: HostWatch
 
     def run(
-        self, phone: PhoneDaemon, network: Callable[[], None]
+        self, phone: PhoneDaemon, network: Callable[[], None], *, on_handset: bool = True
     ) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, int]]:
         """`network()` sets the path before each call. What each end heard and the far end
-        got ("phone heard", "phone sent", "baresip heard", "baresip sent"), and what the
+        got ("phone heard", "phone sent", "baresip heard", "baresip sent", and with
+        `on_handset` "handset baresip heard", "handset baresip sent"), and what the
         phone's journal said of its call (`call_journal`)."""
+        spans: dict[str, tuple[float, float]] = {}
         network()
         journal_from = phone.journal_size()
         began = time.monotonic()
-        heard, sent = phone_call(phone, self.pulse, self.far, self.mic_wav, self.workdir)
-        ours = (began, time.monotonic())
+        heard, sent = handset_call(phone, self.pulse, self.far, self.mic_wav, self.workdir)
+        spans["stall ms"] = (began, time.monotonic())
         # Baresip's speech goes out in the packets that carried the phone's: the n-th packet
         # lost in both calls takes the same moment of speech. (At 10 % loss with jitter the far
         # end's own jitter buffer shifts its recording by a few packets before the speech, and
@@ -579,38 +628,47 @@ class PairedCalls:
         network()
         began = time.monotonic()
         reference_heard, reference_sent = reference_call(self.reference, self.far, lead)
-        theirs = (began, time.monotonic())
-        # The sound session's figures come when the bridge stops, 2 s after the phone's call:
-        # long before the reference call is over.
-        journal = call_journal(phone.journal_since(journal_from))
-        if not self.watch.refused:
-            for name, (start, end) in (("stall ms", ours), ("baresip stall ms", theirs)):
-                journal[name] = round(max((s.ms for s in self.watch.stalls(start, end)), default=0))
+        spans["baresip stall ms"] = (began, time.monotonic())
         calls = {
             "phone heard": heard,
             "phone sent": sent,
             "baresip heard": reference_heard,
             "baresip sent": reference_sent,
         }
+        if on_handset:
+            # Its microphone's speech starts as the phone's did: the player's lead.
+            network()
+            began = time.monotonic()
+            calls["handset baresip heard"], calls["handset baresip sent"] = handset_call(
+                self.on_handset, self.pulse, self.far, self.mic_wav, self.workdir
+            )
+            spans["handset baresip stall ms"] = (began, time.monotonic())
+        # The sound session's figures come when the bridge stops, 2 s after the phone's call:
+        # long before the reference call is over.
+        journal = call_journal(phone.journal_since(journal_from))
+        if not self.watch.refused:
+            for name, (start, end) in spans.items():
+                journal[name] = round(max((s.ms for s in self.watch.stalls(start, end)), default=0))
         return calls, journal
 
 
-def phone_call(
-    phone: PhoneDaemon, pulse: PulseRig, far: Baresip, mic_wav: Path, workdir: Path
+def handset_call(
+    handset: Handset, pulse: PulseRig, far: Baresip, mic_wav: Path, workdir: Path
 ) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
-    """A call from the phone to `far`; (what the earpiece heard, what the far end got)."""
+    """A call from the handset's phone to `far`; (what the earpiece heard, what the far end
+    got)."""
     recording = workdir / f"earpiece-{time.monotonic_ns()}.wav"
     recorder = pulse.record(EAR_SINK, recording)
     closed = len(far.events())
     microphone = pulse.play_into_microphone(mic_wav)  # before the call: see its docstring
     started = time.monotonic()
-    phone.call("1002")
+    handset.call("1002")
     time.sleep(max(0.0, started + MIC_LEAD + SPEECH_SECONDS + 1.5 - time.monotonic()))
-    phone.hang_up()
+    handset.hang_up()
     far.wait_event(CALL_CLOSED, since=closed)
     PulseRig.finish(microphone)
     PulseRig.finish(recorder)
-    wait_until(lambda: phone.status()["state"] in ("idle", "ended"), 5, "the phone to hang up")
+    handset.wait_idle()
     time.sleep(1.2)  # baresip names its recordings by the second
     return read_wav(recording), read_wav(far.last_received_wav())
 
@@ -635,38 +693,59 @@ def reference_call(
 
 def figures(results: dict[str, Any]) -> list[Figure]:
     rows = []
-    latency = results["latency"]
-    mic, ear = latency["microphone"], latency["earpiece"]
-    for name, values in (("microphone -> wire", mic), ("wire -> earpiece", ear)):
-        rows.append(Figure(f"audio: added latency, {name}", "ms", summary(values, "ms")))
-    if mic and ear:
-        total = summary([float(np.median(mic) + np.median(ear))], "ms")
-        row = Figure("audio: added latency, both ways", "ms", total)
+    ours, theirs = results["latency"], results.get("handset baresip latency")
+    for name, side in (("microphone -> wire", "microphone"), ("wire -> earpiece", "earpiece")):
+        rows.append(
+            Figure(
+                f"audio: added latency, {name}",
+                "ms",
+                summary(ours[side], "ms"),
+                summary(theirs[side], "ms") if theirs and theirs[side] else None,
+                note="baresip: the same calls from baresip on the same handset",
+            )
+        )
+    if ours["microphone"] and ours["earpiece"]:
+        total = summary([float(np.median(ours["microphone"]) + np.median(ours["earpiece"]))], "ms")
+        peer = None
+        if theirs and theirs["microphone"] and theirs["earpiece"]:
+            peer = summary(
+                [float(np.median(theirs["microphone"]) + np.median(theirs["earpiece"]))], "ms"
+            )
+        row = Figure("audio: added latency, both ways", "ms", total, peer)
         row.target = f"<= {LATENCY_TARGET_MS:g} ms"
         row.met = total["median"] <= LATENCY_TARGET_MS
         rows.append(row)
     for condition, scores in results["pesq"].items():
         journals = results.get("journal", {}).get(condition, [])
-        for ours, theirs, what, side in (
-            ("phone heard", "baresip heard", "far end -> earpiece", "earpiece"),
-            ("phone sent", "baresip sent", "microphone -> far end", "microphone"),
+        for what, side in (
+            ("far end -> earpiece", "earpiece"),
+            ("microphone -> far end", "microphone"),
         ):
-            row = Figure(
-                f"audio: PESQ WB {what}, {condition}",
-                "MOS",
-                summary(scores[ours], "MOS"),
-                summary(scores[theirs], "MOS"),
-            )
-            # The targets: a score on a clean call, baresip's at every loss level (0 % is
-            # jitter alone); baresip's clean score is shown beside the phone's all the same.
-            if condition == "clean":
-                row.target = f">= {PESQ_WB_TARGET:g}"
-                row.met = row.deskphone["median"] >= PESQ_WB_TARGET
-            else:
-                row.target = ">= baresip"
-                row.met = bool(row.baresip) and row.deskphone["median"] >= row.baresip["median"]
-            row.extra["calls"] = per_call(scores[ours], scores[theirs], journals, side)
-            rows.append(row)
+            ours_key = f"phone {'heard' if side == 'earpiece' else 'sent'}"
+            for peer, suffix in (("baresip", ""), ("handset baresip", ", baresip on the handset")):
+                theirs_key = f"{peer} {ours_key.split()[1]}"
+                if theirs_key not in scores:
+                    continue
+                row = Figure(
+                    f"audio: PESQ WB {what}, {condition}{suffix}",
+                    "MOS",
+                    summary(scores[ours_key], "MOS"),
+                    summary(scores[theirs_key], "MOS"),
+                )
+                # The targets: a score on a clean call, baresip's (WAV in and out) at every
+                # loss level (0 % is jitter alone); baresip's clean score is shown beside the
+                # phone's all the same. Baresip on the handset meets the same sound card as
+                # the phone: beside it, what the card's path costs each; no target.
+                if not suffix and condition == "clean":
+                    row.target = f">= {PESQ_WB_TARGET:g}"
+                    row.met = row.deskphone["median"] >= PESQ_WB_TARGET
+                elif not suffix:
+                    row.target = ">= baresip"
+                    row.met = bool(row.baresip) and row.deskphone["median"] >= row.baresip["median"]
+                row.extra["calls"] = per_call(
+                    scores[ours_key], scores[theirs_key], journals, side, f"{peer} stall ms"
+                )
+                rows.append(row)
     alone = results.get("stack alone")
     if alone:
         rows.append(
@@ -681,12 +760,16 @@ def figures(results: dict[str, Any]) -> list[Figure]:
 
 
 def per_call(
-    ours: list[float], theirs: list[float], journals: list[dict[str, int]], side: str
+    ours: list[float],
+    theirs: list[float],
+    journals: list[dict[str, int]],
+    side: str,
+    peer_stall: str = "baresip stall ms",
 ) -> list[dict[str, Any]]:
     """Each call's pair of scores, with what the phone's journal said of the direction's own
     path: the jitter buffer's figures for the earpiece (it plays what the network brought),
     the microphone buffer's for the microphone; the sound card's flagged callbacks and the
-    machine's stalls for both."""
+    machine's stalls for both (during the phone's call and during the peer's, `peer_stall`)."""
     calls = []
     for index, (score, reference) in enumerate(zip(ours, theirs, strict=True)):
         journal = journals[index] if index < len(journals) else {}
@@ -694,7 +777,7 @@ def per_call(
             name: value
             for name, value in journal.items()
             if name.startswith(side)
-            or name in ("xruns", "stall ms", "baresip stall ms")
+            or name in ("xruns", "stall ms", peer_stall)
             or (side == "earpiece" and name in ("ran dry", "dropped", "buffer max ms"))
         }
         calls.append({"deskphone": score, "baresip": reference, **kept})

@@ -55,6 +55,8 @@ CODEC_MODULES: dict[str, tuple[str, ...]] = {
 }
 _CODEC_TO_MODULE = {name.lower(): mod for mod, names in CODEC_MODULES.items() for name in names}
 DEFAULT_CODECS: tuple[str, ...] = ("g722", "g711")
+# An account's audio_codecs entry without a rate means 8000 Hz: G.722 is registered at 16000.
+_ACCOUNT_SPELLING = {"g722": "G722/16000/1"}
 
 # Call events as ctrl_tcp reports them (`type` of an event dict).
 CALL_INCOMING = "CALL_INCOMING"
@@ -108,7 +110,7 @@ def _codec_plan(codecs: Sequence[str] | None) -> tuple[list[str], list[str]]:
             module = key
         elif key in _CODEC_TO_MODULE:
             module = _CODEC_TO_MODULE[key]
-            names.append(item)
+            names.append(_ACCOUNT_SPELLING.get(key, item))
         else:
             raise ValueError(
                 f"unknown codec {item!r}: use a module ({', '.join(CODEC_MODULES)})"

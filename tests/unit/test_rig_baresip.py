@@ -12,8 +12,10 @@ from tests.rig.baresip import Baresip, _codec_plan
 @pytest.mark.parametrize(
     ("codecs", "modules", "names"),
     [
-        (["G722", "PCMU"], ["g722", "g711"], ["G722", "PCMU"]),  # both offered, in order
-        (["G722"], ["g722"], ["G722"]),
+        # Both offered, in order; G.722 with its rate (without one, baresip reads 8000 Hz
+        # and finds no such codec).
+        (["G722", "PCMU"], ["g722", "g711"], ["G722/16000/1", "PCMU"]),
+        (["G722"], ["g722"], ["G722/16000/1"]),
         (["g711"], ["g711"], []),  # a module: every codec it has
         (["g722.so", "PCMA"], ["g722", "g711"], ["PCMA"]),
     ],
