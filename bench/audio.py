@@ -701,7 +701,7 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                 "ms",
                 summary(ours[side], "ms"),
                 summary(theirs[side], "ms") if theirs and theirs[side] else None,
-                note="baresip: the same calls from baresip on the same handset",
+                note="baresip: the same calls from baresip on the same handset" if theirs else "",
             )
         )
     if ours["microphone"] and ours["earpiece"]:

@@ -6,7 +6,7 @@ a change of wording in the firmware that the benchmark would no longer read fail
 
 from __future__ import annotations
 
-from bench.audio import call_journal, per_call
+from bench.audio import call_journal, figures, per_call
 from deskphone.audio.stream import BufferStats
 
 REPORT = {
@@ -64,3 +64,51 @@ def test_each_direction_keeps_its_own_path() -> None:
 
 def test_a_call_without_a_journal_keeps_its_scores() -> None:
     assert per_call([3.1], [3.0], [], "earpiece") == [{"deskphone": 3.1, "baresip": 3.0}]
+
+
+def test_baresip_on_the_handset_stands_beside_the_phone_without_a_target() -> None:
+    """Each PESQ row has a twin with baresip on the handset as the peer, and no target; the
+    targets stay with the two baresips that talk WAV to file."""
+    scores = {
+        "phone heard": [4.1, 4.3, 2.9],
+        "phone sent": [4.2, 4.2, 4.2],
+        "baresip heard": [4.36, 4.36, 4.36],
+        "baresip sent": [4.27, 4.27, 4.27],
+        "handset baresip heard": [4.35, 4.35, 4.35],
+        "handset baresip sent": [4.25, 4.26, 4.27],
+    }
+    journal = {"ran dry": 1, "stall ms": 0, "baresip stall ms": 3, "handset baresip stall ms": 25}
+    results = {
+        "latency": {"microphone": [12.0, 14.0], "earpiece": [40.0, 44.0]},
+        "handset baresip latency": {"microphone": [17.0], "earpiece": [180.0, 190.0]},
+        "pesq": {"0 % loss": scores},
+        "journal": {"0 % loss": [journal] * 3},
+    }
+    rows = {row.name: row for row in figures(results)}
+    both = rows["audio: added latency, both ways"]
+    assert both.deskphone["median"] == 13.0 + 42.0 and both.met is True
+    assert both.baresip is not None and both.baresip["median"] == 17.0 + 185.0
+    ours = rows["audio: PESQ WB far end -> earpiece, 0 % loss"]
+    twin = rows["audio: PESQ WB far end -> earpiece, 0 % loss, baresip on the handset"]
+    assert ours.deskphone == twin.deskphone and ours.deskphone["median"] == 4.1
+    assert ours.baresip is not None and ours.baresip["median"] == 4.36
+    assert twin.baresip is not None and twin.baresip["values"] == [4.35, 4.35, 4.35]
+    assert (ours.target, ours.met) == (">= baresip", False)
+    assert (twin.target, twin.met) == ("", None)
+    # Each row's calls carry the machine's stalls during its own peer's calls.
+    assert twin.extra["calls"][0]["handset baresip stall ms"] == 25
+    assert "baresip stall ms" not in twin.extra["calls"][0]
+    assert ours.extra["calls"][0]["baresip stall ms"] == 3
+    mic_twin = rows["audio: PESQ WB microphone -> far end, 0 % loss, baresip on the handset"]
+    assert mic_twin.baresip is not None and mic_twin.baresip["median"] == 4.26
+
+
+def test_without_baresip_on_the_handset_the_rows_are_as_before() -> None:
+    sides = ("phone heard", "phone sent", "baresip heard", "baresip sent")
+    results = {
+        "latency": {"microphone": [12.0], "earpiece": [40.0]},
+        "pesq": {"clean": {key: [4.3] for key in sides}},
+    }
+    rows = figures(results)
+    assert not any("baresip on the handset" in row.name for row in rows)
+    assert all(row.baresip is None for row in rows if "latency" in row.name)
