@@ -655,8 +655,8 @@ class PairedCalls:
 def handset_call(
     handset: Handset, pulse: PulseRig, far: Baresip, mic_wav: Path, workdir: Path
 ) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
-    """A call from the handset's phone to `far`; (what the earpiece heard, what the far end
-    got)."""
+    """A call to `far` from the phone on the rig's handset (ours, or baresip there); (what the
+    earpiece heard, what the far end got)."""
     recording = workdir / f"earpiece-{time.monotonic_ns()}.wav"
     recorder = pulse.record(EAR_SINK, recording)
     closed = len(far.events())
@@ -721,9 +721,10 @@ def figures(results: dict[str, Any]) -> list[Figure]:
             ("far end -> earpiece", "earpiece"),
             ("microphone -> far end", "microphone"),
         ):
-            ours_key = f"phone {'heard' if side == 'earpiece' else 'sent'}"
+            verb = "heard" if side == "earpiece" else "sent"
+            ours_key = f"phone {verb}"
             for peer, suffix in (("baresip", ""), ("handset baresip", ", baresip on the handset")):
-                theirs_key = f"{peer} {ours_key.split()[1]}"
+                theirs_key = f"{peer} {verb}"
                 if theirs_key not in scores:
                     continue
                 row = Figure(
