@@ -212,7 +212,7 @@ class BaresipHandset:
 
     def call(self, target: str) -> None:
         self._closed = len(self.ua.events())
-        self.ua.dial(f"sip:{target}@{self._registrar.host}:{self._registrar.port}")
+        self.ua.dial(self._registrar.aor(target))
         self.ua.wait_event(CALL_ESTABLISHED, since=self._closed)
 
     def hang_up(self) -> None:
@@ -704,14 +704,9 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                 note="baresip: the same calls from baresip on the same handset" if theirs else "",
             )
         )
-    if ours["microphone"] and ours["earpiece"]:
-        total = summary([float(np.median(ours["microphone"]) + np.median(ours["earpiece"]))], "ms")
-        peer = None
-        if theirs and theirs["microphone"] and theirs["earpiece"]:
-            peer = summary(
-                [float(np.median(theirs["microphone"]) + np.median(theirs["earpiece"]))], "ms"
-            )
-        row = Figure("audio: added latency, both ways", "ms", total, peer)
+    total = both_ways(ours)
+    if total is not None:
+        row = Figure("audio: added latency, both ways", "ms", total, both_ways(theirs))
         row.target = f"<= {LATENCY_TARGET_MS:g} ms"
         row.met = total["median"] <= LATENCY_TARGET_MS
         rows.append(row)
@@ -758,6 +753,14 @@ def figures(results: dict[str, Any]) -> list[Figure]:
             )
         )
     return rows
+
+
+def both_ways(latency: dict[str, list[float]] | None) -> dict[str, Any] | None:
+    """The two directions' median latencies added up, as a one-value summary; None without
+    figures for both."""
+    if not latency or not latency["microphone"] or not latency["earpiece"]:
+        return None
+    return summary([float(np.median(latency["microphone"]) + np.median(latency["earpiece"]))], "ms")
 
 
 def per_call(
