@@ -38,12 +38,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from deskphone.audio.stream import WINDOW_SECONDS, BufferStats
 from deskphone.core.history import EndReason
 from deskphone.core.phone import PhoneState
 from deskphone.core.tones import Tone, ToneName, tone_plan
 from deskphone.sip.media import CLOCK_LINGER, volume_gain
 from tests.harness import PhoneUnderTest, phone_config_text
-from tests.rig import wait_until
+from tests.rig import RigError, wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
 from tests.rig.host import HostWatch, retried_over_stalls
 from tests.rig.kamailio import Kamailio
@@ -190,12 +191,14 @@ def test_speech_and_tones_cross_a_call_through_the_sound_card(
         phone.lift()
         phone.command("dial", "1002")
         call_up(phone)
+        connected = time.monotonic()
         far.wait_event(CALL_ESTABLISHED, since=since)
         assert codec in phone.view().call.codec
         time.sleep(SETTLE)
         microphone = pulse.play_into_microphone(near_audio)
         time.sleep(1.5 + SPEECH_SECONDS + 1.0)
-        stats = phone.on_loop(lambda: phone.app.stack.audio_buffer_stats)
+        stats = buffers_back_in_band(phone)
+        call_seconds = time.monotonic() - connected
         phone.replace()
         far.wait_event(CALL_CLOSED, since=since)
         PulseRig.finish(microphone)
@@ -224,14 +227,35 @@ def test_speech_and_tones_cross_a_call_through_the_sound_card(
         floor = PESQ_FLOOR[band]
         assert heard_score >= floor, f"earpiece PESQ {band} {heard_score:.2f} < {floor}; {stats}"
         assert sent_score >= floor, f"microphone PESQ {band} {sent_score:.2f} < {floor}; {stats}"
-        # Latency held: each buffer stayed within a few ms of its target (no growth over the
-        # call).
-        for name, buffer in stats.items():
-            assert buffer.level <= buffer.target + 160, f"{name} buffer grew: {buffer}"
-        assert_audio_reported(caplog, call_seconds=SETTLE + 1.5 + SPEECH_SECONDS + 1.0)
+        assert_audio_reported(caplog, call_seconds)
         assert_session_figures_leave_out_the_linger(caplog)
 
     retried_over_stalls(host_watch, call)
+
+
+BUFFER_BAND = 160  # samples (10 ms) above its target that a buffer's level may be read at
+
+
+def buffers_back_in_band(phone: PhoneUnderTest) -> dict[str, BufferStats]:
+    """The call's sound-card buffers' figures, once each one's level (averaged over a window)
+    is within BUFFER_BAND of its target: latency held, nothing grew over the call.
+
+    A hiccup leaves a buffer high for a while: the earpiece callback held up 40 ms (an ALSA
+    underrun) left its window level 23 ms above the target for two windows, and the buffer then
+    skipped back to it (as a CI run read it, 1 s after such an underrun). So the level is read
+    again for the time that takes (two windows, a skip, and the window that shows it) before a
+    high level fails the test: a buffer that lets latency grow stays high."""
+
+    def in_band() -> dict[str, BufferStats] | None:
+        stats = phone.on_loop(lambda: phone.app.stack.audio_buffer_stats)
+        held = all(buffer.level <= buffer.target + BUFFER_BAND for buffer in stats.values())
+        return stats if held else None
+
+    try:
+        return wait_until(in_band, 4 * WINDOW_SECONDS + 0.5, "the buffers back in band", 0.1)
+    except RigError:
+        stats = phone.on_loop(lambda: phone.app.stack.audio_buffer_stats)
+        raise AssertionError(f"a buffer grew and stayed high: {stats}") from None
 
 
 def wait_for_sound_session_over(phone: PhoneUnderTest) -> None:

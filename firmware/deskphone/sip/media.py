@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
-from deskphone.audio.stream import DriftBuffer, favour_this_thread
+from deskphone.audio.stream import BufferStats, DriftBuffer, favour_this_thread
 from deskphone.core.effects import ToneOutput
 from deskphone.core.events import CallId
 from deskphone.core.settings import VOLUME_DEFAULT, AudioOutput
@@ -272,7 +272,7 @@ class MediaRouter:
         # The sound buffers' figures when the last call or tone ended: the journal's account
         # of a session leaves out the linger (no call reads the microphone then, and once the
         # bridge stops the earpiece gets nothing until its stream closes).
-        self._figures_in_use: dict[str, object] = {}
+        self._figures_in_use: dict[str, BufferStats] = {}
         self._sessions = 0
         self.last_recording: Path | None = None
 
@@ -526,7 +526,7 @@ class MediaRouter:
         self._open_recording()
         return True
 
-    def _close_ends(self, figures: dict[str, object]) -> None:
+    def _close_ends(self, figures: dict[str, BufferStats]) -> None:
         """Close what `_open_ends` opened; `figures` are the sound buffers' for the journal."""
         if self._sound is not None:
             self._sound.close_session()
@@ -536,7 +536,7 @@ class MediaRouter:
             self._earpiece = None  # destroying the recorder completes the WAV header
 
     @property
-    def buffer_stats(self) -> dict[str, object]:
+    def buffer_stats(self) -> dict[str, BufferStats]:
         """How the sound buffers fare (alsa backend): for tests, benchmarks and `status`."""
         if self._buffers is None:
             return {}

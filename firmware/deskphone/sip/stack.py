@@ -63,6 +63,7 @@ from deskphone.sip.uri import parse_peer, server_uri, target_uri
 
 if TYPE_CHECKING:
     from deskphone.audio.devices import SoundDevices
+    from deskphone.audio.stream import BufferStats
     from deskphone.config import AccountConfig, Config
 
 log = logging.getLogger(__name__)
@@ -345,7 +346,7 @@ class SipStack:
         return self._wake_address[1]
 
     @property
-    def audio_buffer_stats(self) -> dict[str, object]:
+    def audio_buffer_stats(self) -> dict[str, BufferStats]:
         """How the sound card's drift buffers fare (alsa backend), by direction."""
         return self._media.buffer_stats if self._media is not None else {}
 
