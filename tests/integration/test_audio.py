@@ -242,11 +242,9 @@ def buffers_back_in_band(phone: PhoneUnderTest) -> dict[str, BufferStats]:
 
     A hiccup leaves a buffer high for a while: the earpiece callback held up 40 ms (an ALSA
     underrun) left its window level 23 ms above the target for two windows, and the buffer then
-    skipped back to it (a CI run read it 1 s after such an underrun). The earpiece now skips
-    back 0.15 s after an underrun the card flags; the microphone's buffer, and a hiccup no flag
-    tells of, still take two windows. So the level is read again for that long (two windows, a
-    skip, and the window that shows it) before a high level fails the test: a buffer that lets
-    latency grow stays high."""
+    skipped back to it (as a CI run read it, 1 s after such an underrun). So the level is read
+    again for the time that takes (two windows, a skip, and the window that shows it) before a
+    high level fails the test: a buffer that lets latency grow stays high."""
 
     def in_band() -> dict[str, BufferStats] | None:
         stats = phone.on_loop(lambda: phone.app.stack.audio_buffer_stats)

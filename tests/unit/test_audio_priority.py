@@ -73,7 +73,7 @@ def test_the_main_thread_is_never_favoured() -> None:
 
 @needs_permission
 def test_a_streams_callback_favours_its_thread_from_its_first_call() -> None:
-    callback = stream._Callback(0, 4, DriftBuffer(), None)
+    callback = stream._Callback(0, DriftBuffer(), None)
     _, policy, priority = in_a_thread(lambda: callback(bytes(160), 80, None, 0))
     assert (policy, priority) == (os.SCHED_RR, AUDIO_THREAD_PRIORITY)
     assert callback.calls == 1

@@ -51,8 +51,6 @@ SAG_MS = 2.0
 RESYNC_MS = 4.0  # further above the band for two windows (a start, a stall): skip back
 CAPACITY_MS = 200.0  # beyond this the oldest audio is thrown away (a consumer that stopped)
 IDLE_SECONDS = 0.1  # a consumer that read nothing for this long starts afresh
-REFILL_SECONDS = 0.05  # after the card ran dry, its restart's burst of reads is over by then
-QUICK_WINDOW_SECONDS = 0.1  # ... and the level is judged over this long (five bridge writes)
 
 
 # SCHED_RR priority of the audio threads: above every ordinary thread, below the kernel's
@@ -163,8 +161,6 @@ class DriftBuffer:
         self._slip = 0  # +1: drop a sample per read, -1: repeat one, 0: neither
         self._slips_left = 0  # ... this many more times
         self._skip = 0  # samples to skip at once at the next read
-        self._rejudge_at = 0.0  # when to start a quick window (after the card ran dry); 0: no
-        self._quick = False  # the window under way is a quick one
         self._was_far_too_much = False
         self._calm_since = 0.0  # when the margin last changed
         self._dropped = 0
@@ -190,18 +186,6 @@ class DriftBuffer:
 
     def _target(self) -> float:
         return (self._largest_write + self._largest_read) / 2 + self._margin
-
-    def rejudge_soon(self) -> None:
-        """The consumer fell behind (the sound card ran dry waiting for its callback): what
-        the producer wrote meanwhile will only be played late. Once the card has been
-        refilled (its restart reads a burst), the level is judged over a short window and any
-        surplus skipped at once, rather than played late for a second or more and then
-        skipped (a 40 ms hold-up left the earpiece 23 ms behind for two windows). It is the
-        level averaged over whole writes that is judged, not the fill at the moment: cut to a
-        cushion just before a write, the fill was still a write too high."""
-        with self._lock:
-            if self._primed:
-                self._rejudge_at = self._clock() + REFILL_SECONDS
 
     def read(self, samples: int) -> bytes:
         """`samples` samples; silence until primed, padded with silence on an underrun."""
@@ -238,13 +222,6 @@ class DriftBuffer:
                 self._area = 0.0
                 self._window_start = self._changed = self._clock()
             self._integrate()
-            if self._rejudge_at and now >= self._rejudge_at:
-                self._rejudge_at = 0.0
-                self._quick = True
-                self._slip = 0
-                self._reads = 0
-                self._area = 0.0
-                self._window_start = self._changed
             self._observe()
             if self._skip:
                 skip = min(self._skip, max(0, len(data) // SAMPLE_BYTES - samples))
@@ -286,7 +263,7 @@ class DriftBuffer:
         slip for the next window."""
         self._reads += 1
         elapsed = self._changed - self._window_start
-        if elapsed < (QUICK_WINDOW_SECONDS if self._quick else self._window):
+        if elapsed < self._window:
             return
         level = self._area / elapsed / SAMPLE_BYTES
         target = self._target()
@@ -308,16 +285,15 @@ class DriftBuffer:
         elif level > high:
             self._slip, self._slips_left = 1, round(level - (high - inside))
         far_too_much = level > high + ms_to_samples(RESYNC_MS)
-        if far_too_much and (self._was_far_too_much or self._quick):
+        if far_too_much and self._was_far_too_much:
             # Far too much for a whole second (a device that started late, or stalled and
-            # then delivered its backlog), or just after the card ran dry: one skip back to
-            # the target is a smaller harm than seconds of slipping a sample in every read.
-            # One high window alone may be a burst that drains by itself.
+            # then delivered its backlog): one skip back to the target is a smaller harm
+            # than seconds of slipping a sample in every read. One high window alone may
+            # be a burst that drains by itself.
             self._skip = round(level - target - self._band / 2)
             self._slip = 0
             far_too_much = False
         self._was_far_too_much = far_too_much
-        self._quick = False
         if self._margin > self._initial_margin and (
             self._changed - self._calm_since > MARGIN_RELAX_SECONDS
         ):
@@ -338,8 +314,7 @@ class DriftBuffer:
             self._data.clear()
             self._primed = False
             self._slip = self._skip = 0
-            self._rejudge_at = 0.0
-            self._quick = self._was_far_too_much = False
+            self._was_far_too_much = False
             self._reads = 0
             self._area = 0.0
             self._margin = self._initial_margin
@@ -406,12 +381,12 @@ class SoundStreams:
         playback back too (an underrun in the earpiece), and it ends the whole stream when
         the playback side cannot tell its delay for a moment, as ALSA's pulse plugin does
         after an underrun. Apart, a hiccup in one direction stays in that direction."""
-        flags = (self._pa.paContinue, self._pa.paOutputUnderflow)
+        keep_going = self._pa.paContinue
         wanted = []
         if capture_into is not None and target.input_index is not None:
-            wanted.append((target.input_index, _Callback(*flags, capture_into, None)))
+            wanted.append((target.input_index, _Callback(keep_going, capture_into, None)))
         if play_from is not None and target.output_index is not None:
-            wanted.append((target.output_index, _Callback(*flags, None, play_from)))
+            wanted.append((target.output_index, _Callback(keep_going, None, play_from)))
         opened = len(self._streams)
         try:
             for index, callback in wanted:
@@ -475,19 +450,12 @@ class SoundStreams:
 
 class _Callback:
     """The PortAudio callback: copy the captured samples in and the samples to play out, and
-    count calls and xruns (the status flags PortAudio sets on an overflow or underflow). After
-    the card ran dry waiting for it (`underflow` flagged), the samples to play are told to
-    judge their level soon."""
+    count calls and xruns (the status flags PortAudio sets on an overflow or underflow)."""
 
     def __init__(
-        self,
-        keep_going: int,
-        underflow: int,
-        capture_into: DriftBuffer | None,
-        play_from: DriftBuffer | None,
+        self, keep_going: int, capture_into: DriftBuffer | None, play_from: DriftBuffer | None
     ) -> None:
         self._keep_going = keep_going
-        self._underflow = underflow
         self._capture_into = capture_into
         self._play_from = play_from
         self.calls = 0
@@ -508,11 +476,7 @@ class _Callback:
         if data and self._capture_into is not None:
             self._capture_into.write(data)
         play_from = self._play_from
-        if play_from is None:
-            return None, self._keep_going
-        if status & self._underflow:
-            play_from.rejudge_soon()
-        return play_from.read(frames), self._keep_going
+        return (play_from.read(frames) if play_from is not None else None), self._keep_going
 
 
 def _reason(err: BaseException) -> str:
