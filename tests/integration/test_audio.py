@@ -248,6 +248,7 @@ def buffers_back_in_band(phone: PhoneUnderTest) -> dict[str, BufferStats]:
 
     def in_band() -> dict[str, BufferStats] | None:
         stats = phone.on_loop(lambda: phone.app.stack.audio_buffer_stats)
+        assert stats, "the call has no sound-card buffers"
         held = all(buffer.level <= buffer.target + BUFFER_BAND for buffer in stats.values())
         return stats if held else None
 
