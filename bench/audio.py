@@ -737,7 +737,9 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                     row.met = row.deskphone["median"] >= PESQ_WB_TARGET
                 elif not suffix:
                     row.target = ">= baresip"
-                    row.met = bool(row.baresip) and row.deskphone["median"] >= row.baresip["median"]
+                    row.met = row.baresip is not None and (
+                        row.deskphone["median"] >= row.baresip["median"]
+                    )
                 row.extra["calls"] = per_call(
                     scores[ours_key], scores[theirs_key], journals, side, f"{peer} stall ms"
                 )

@@ -20,6 +20,7 @@ import asyncio
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,7 @@ def last_digit_to_invite(workdir: Path, runs: int) -> list[float]:
                 phone.press("100")
                 pressed = press_at(phone, "2", time.time)
                 invite = wait_until(
-                    lambda since=pressed: [
-                        r for r in kamailio.requests("INVITE", from_user="1001") if r.time >= since
-                    ],
+                    partial(kamailio.requests, "INVITE", from_user="1001", since=pressed),
                     5,
                     "the INVITE",
                 )[0]

@@ -14,12 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bench.common import Figure, cpu_seconds, figure, markdown_table, memory_mb
 from bench.wire import LoopbackCapture
 from tests.harness import phone_config_text
+from tests.rig import wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
 from tests.rig.kamailio import Kamailio
 from tests.rig.signals import write_tone_wav
@@ -289,16 +290,16 @@ def _call_runs(
             dialled = time.time()
             phone.dial(FAR)
             far.wait_event(CALL_ESTABLISHED, since=events)
-            invite = _first(
-                lambda after=dialled: [
-                    r for r in kamailio.requests("INVITE", from_user=user) if r.time >= after
-                ]
-            )
-            answer = _first(
-                lambda call_id=invite.call_id: [
-                    r for r in kamailio.replies("INVITE", code=200) if r.call_id == call_id
-                ]
-            )
+            invite = wait_until(
+                partial(kamailio.requests, "INVITE", from_user=user, since=dialled),
+                5.0,
+                "the INVITE at Kamailio",
+            )[0]
+            answer = wait_until(
+                partial(kamailio.replies, "INVITE", code=200, call_id=invite.call_id),
+                5.0,
+                "its 200 OK at Kamailio",
+            )[0]
             rtp = capture.wait_first(ports, dialled)
             note("dial->INVITE", invite.time - dialled)
             note("INVITE->200 OK", answer.time - invite.time)
@@ -318,16 +319,6 @@ def _call_runs(
     finally:
         phone.stop()
     return results
-
-
-def _first(found: Callable[[], list], timeout: float = 5.0):  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        items = found()
-        if items:
-            return items[0]
-        time.sleep(0.02)
-    raise TimeoutError("not seen at Kamailio")
 
 
 def run(runs: int, workdir: Path, quick: bool = False) -> list[Figure]:

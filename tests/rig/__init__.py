@@ -24,7 +24,9 @@ class RigError(RuntimeError):
     """A peer could not be started, controlled or stopped; the message carries its log tail."""
 
 
-def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+def wait_until(
+    condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02
+) -> T:
     """Poll `condition` until it returns something truthy (and return that), or raise RigError
     saying `what` did not happen. Tests wait on conditions, never on fixed sleeps."""
     deadline = time.monotonic() + timeout

@@ -483,9 +483,13 @@ class Kamailio:
         return rows
 
     def requests(
-        self, method: str | None = None, from_user: str | None = None
+        self,
+        method: str | None = None,
+        from_user: str | None = None,
+        since: float = float("-inf"),
     ) -> list[SipRequestLog]:
-        """Requests Kamailio received, oldest first, optionally filtered."""
+        """Requests Kamailio received (at `since`, a `time.time()`, or later), oldest first,
+        optionally filtered."""
         entries = [
             SipRequestLog(
                 time=float(f.get("ts", "0")),
@@ -501,7 +505,8 @@ class Kamailio:
             )
             for f in self._log_fields("request")
         ]
-        return _select(entries, method=method and method.upper(), from_user=from_user)
+        recent = [e for e in entries if e.time >= since]
+        return _select(recent, method=method and method.upper(), from_user=from_user)
 
     def replies(
         self,
@@ -509,6 +514,7 @@ class Kamailio:
         from_user: str | None = None,
         code: int | None = None,
         kind: str | None = None,
+        call_id: str | None = None,
     ) -> list[SipReplyLog]:
         """Replies Kamailio relayed or sent itself, oldest first, optionally filtered.
 
@@ -534,7 +540,12 @@ class Kamailio:
             for f in self._log_fields("reply")
         ]
         return _select(
-            entries, method=method and method.upper(), from_user=from_user, code=code, kind=kind
+            entries,
+            method=method and method.upper(),
+            from_user=from_user,
+            code=code,
+            kind=kind,
+            call_id=call_id,
         )
 
     def wait_for_requests(
