@@ -161,8 +161,7 @@ def start_to_registered(kamailio: Kamailio, workdir: Path, runs: int) -> Figure:
 
 def _registered_at(kamailio: Kamailio, user: str, after: float) -> float:
     kamailio.wait_for_bindings(user, 1, 15)
-    ok = kamailio.replies("REGISTER", from_user=user, code=200)
-    return next(r.time for r in ok if r.time >= after)
+    return kamailio.replies("REGISTER", from_user=user, code=200, since=after)[0].time
 
 
 def idle(kamailio: Kamailio, workdir: Path, runs: int) -> list[Figure]:

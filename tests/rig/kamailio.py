@@ -40,7 +40,7 @@ from typing import BinaryIO, Self, TypeVar
 from tests.rig import RigError, live_peers, module_dir, signal_group
 from tests.rig.ports import HOST, free_port
 
-_T = TypeVar("_T")
+_T = TypeVar("_T", "SipRequestLog", "SipReplyLog")
 
 KAMAILIO = "kamailio"
 KAMCMD = "kamcmd"
@@ -109,9 +109,14 @@ def _status(value: str) -> int:
         return 0
 
 
-def _select(entries: list[_T], **wanted: object) -> list[_T]:
-    """The entries whose fields equal every criterion given (None means any)."""
-    return [e for e in entries if all(v is None or getattr(e, k) == v for k, v in wanted.items())]
+def _select(entries: list[_T], since: float, **wanted: object) -> list[_T]:
+    """The entries logged at `since` or later whose fields equal every criterion given (None
+    means any)."""
+    return [
+        e
+        for e in entries
+        if e.time >= since and all(v is None or getattr(e, k) == v for k, v in wanted.items())
+    ]
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -505,8 +510,7 @@ class Kamailio:
             )
             for f in self._log_fields("request")
         ]
-        recent = [e for e in entries if e.time >= since]
-        return _select(recent, method=method and method.upper(), from_user=from_user)
+        return _select(entries, since, method=method and method.upper(), from_user=from_user)
 
     def replies(
         self,
@@ -515,8 +519,10 @@ class Kamailio:
         code: int | None = None,
         kind: str | None = None,
         call_id: str | None = None,
+        since: float = float("-inf"),
     ) -> list[SipReplyLog]:
-        """Replies Kamailio relayed or sent itself, oldest first, optionally filtered.
+        """Replies Kamailio relayed or sent itself (at `since`, a `time.time()`, or later),
+        oldest first, optionally filtered.
 
         A reply Kamailio sends itself is logged just after it goes out, so when the answer to it
         reaches another Kamailio process quickly, that request's reply may be logged first:
@@ -541,6 +547,7 @@ class Kamailio:
         ]
         return _select(
             entries,
+            since,
             method=method and method.upper(),
             from_user=from_user,
             code=code,
