@@ -16,6 +16,7 @@ from deskphone.core.phone import EndReason, PhoneState
 from deskphone.sip.media import CLOCK_LINGER
 from tests.harness import PhoneUnderTest
 from tests.integration.conftest import FAR_TONE, PHONE_TONE
+from tests.rig import wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
 from tests.rig.kamailio import Kamailio
 from tests.rig.signals import has_tone, read_wav, tone, write_wav
@@ -341,6 +342,42 @@ def test_hold_and_resume_renegotiate_the_call(kamailio, phone_factory, baresip_f
     assert len(kamailio.requests("INVITE", from_user="1001")) == invites + 2
     phone.command("hangup")
     far.wait_event(CALL_CLOSED)
+
+
+def test_hold_and_back_in_one_go_leaves_the_call_off_hold(
+    kamailio, phone_factory, baresip_factory, tone_wav, caplog
+) -> None:
+    """Hold and resume in one turn of the loop, as when the conference key follows answering a
+    second call at once: the resume comes while the hold's re-INVITE is unanswered, and pjsua
+    refuses a second offer then. The phone makes it once the hold is answered, so the call ends
+    where the user left it, with sound both ways."""
+    far = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
+    phone = phone_factory()
+    phone.wait_registered()
+    phone.command("dial", "1002")
+    connected(phone)
+    far.wait_event(CALL_ESTABLISHED)
+    since = time.time()
+    phone.on_loop(lambda: (phone.app.command("hold", "on"), phone.app.command("hold", "off")))
+    wait_until(
+        lambda: len(kamailio.requests("INVITE", from_user="1001", since=since)) >= 2,
+        5,
+        "the resume's re-INVITE after the hold's",
+    )
+    phone.wait_for(lambda v: v.call is not None and v.call.media_active, 5, "the resume")
+    time.sleep(AUDIO_SECONDS)
+    assert not phone.view().call.on_hold
+    phone.command("hangup")
+    far.wait_event(CALL_CLOSED)
+    phone.wait_state(PhoneState.ENDED)
+    # The earpiece is cut from a held call, so the far end's tone there says the call came
+    # back. (baresip's own recording of what it hears stays empty after any re-INVITE.)
+    recording = phone.earpiece_recording
+    assert recording is not None, "the phone recorded nothing"
+    heard, rate = read_wav(recording)
+    assert has_tone(heard, rate, FAR_TONE, min_seconds=AUDIO_SECONDS / 2)
+    refused = [r.getMessage() for r in caplog.records if r.name == "deskphone.sip.stack"]
+    assert not [m for m in refused if "Invalid operation" in m], refused
 
 
 def test_blind_transfer_hands_the_far_end_to_another_number(

@@ -50,6 +50,9 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         self.heard_from_network = call_id != pj.PJSUA_INVALID_ID
         self.ended_locally = False  # we hung up, cancelled or refused it
         self.audio_index = -1  # media index of the active audio stream, -1 when none
+        # Hold (True) or resume (False) asked for while an offer was out; set and cleared on
+        # the loop's thread, read here to know when to ask the loop to try again.
+        self.waiting_hold: bool | None = None
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         self._note_response(prm.e)  # a final response ends the call without a tsx callback
@@ -72,6 +75,13 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
         self._note_response(prm.e)
+        self._exchange_moved()
+
+    def _exchange_moved(self) -> None:
+        """A transaction or the media moved on (the offer that was out perhaps answered): the
+        loop tries a waiting hold or resume again, and it waits on if the offer is still out."""
+        if self.waiting_hold is not None:
+            self._stack.run_on_loop(self._stack.offer_waiting_hold, self.handle)
 
     def _note_response(self, event: pj.SipEvent) -> None:
         """Remember that something came back from the network (rather than a local timeout or
@@ -95,6 +105,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 codec = f"{stream.codecName}/{stream.codecClockRate}"
                 break
         self._stack.post(CallMediaChanged(self.handle, self.audio_index >= 0, codec, held))
+        self._exchange_moved()
 
     def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:
         # The stream's statistics are still readable here and gone a moment later.

@@ -76,6 +76,7 @@ WAKE_DATAGRAM = b"\r\n\r\n"  # a SIP keep-alive: pjsip accepts and ignores it
 DTMF_DURATION_MS = 160
 SHUTDOWN_POLL = 0.02
 PJSIP_EBUSY = 171001  # pjsip's "object is busy": a REGISTER of this account is in flight
+PJ_EINVALIDOP = 70013  # pjlib's "invalid operation": e.g. a re-INVITE while an offer is out
 
 # Config codec names -> pjsua2 codec id prefixes (every clock rate of speex).
 CODEC_IDS = {
@@ -543,15 +544,38 @@ class SipStack:
         self._with_call(effect.call, send)
 
     def _set_hold(self, effect: SetHold) -> None:
-        def hold(call: PhoneCall) -> None:
-            param = pj.CallOpParam(True)
-            if effect.hold:
+        self._with_call(effect.call, lambda call: self._offer_hold(call, effect.hold))
+
+    def _offer_hold(self, call: PhoneCall, hold: bool) -> None:
+        """Offer the far end a held (or resumed) call. pjsua refuses a new offer while one is
+        still unanswered (hold, then resume at once); the latest wish then waits on the call
+        and is offered when that exchange ends (`offer_waiting_hold`)."""
+        call.waiting_hold = None
+        param = pj.CallOpParam(True)
+        try:
+            if hold:
                 call.setHold(param)
             else:
                 param.opt.flag = pj.PJSUA_CALL_UNHOLD
                 call.reinvite(param)
+        except pj.Error as err:
+            if err.status != PJ_EINVALIDOP:
+                raise
+            call.waiting_hold = hold
+            log.info(
+                "call %s: %s waits for the offer under way",
+                call.handle,
+                "hold" if hold else "resume",
+            )
 
-        self._with_call(effect.call, hold)
+    def offer_waiting_hold(self, handle: CallId) -> None:
+        """A call's offer/answer moved on: make the hold or resume that waited for it."""
+
+        def offer(call: PhoneCall) -> None:
+            if call.waiting_hold is not None:
+                self._offer_hold(call, call.waiting_hold)
+
+        self._with_call(handle, offer)
 
     def _transfer(self, effect: Transfer) -> None:
         def transfer(call: PhoneCall) -> None:
@@ -608,9 +632,13 @@ class SipStack:
         peer = parse_peer(str(call.getInfo().remoteUri))
         self.post(CallIncoming(handle, account.index, peer.number, peer.name, peer.uri))
 
+    def run_on_loop(self, function: Callable[[CallId], None], handle: CallId) -> None:
+        """Have the loop run `function(handle)`: pjsua2 operations are made from there."""
+        self._loop.call_soon_threadsafe(function, handle)
+
     def call_gone(self, handle: CallId) -> None:
         """The call is over: drop our reference once the loop has seen its last event."""
-        self._loop.call_soon_threadsafe(self._forget_call, handle)
+        self.run_on_loop(self._forget_call, handle)
 
     def _forget_call(self, handle: CallId) -> None:
         with self._calls_lock:
