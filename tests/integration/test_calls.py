@@ -398,12 +398,15 @@ def test_blind_transfer_hands_the_far_end_to_another_number(
     assert [r for r in kamailio.requests("INVITE", from_user="1002") if r.to_user == "1004"]
 
 
-def three_party_call(
+KNOCKER_TONE = 800.0
+
+
+def second_call_knocking(
     kamailio: Kamailio, phone_factory, baresip_factory, tone_wav
 ) -> tuple[PhoneUnderTest, Baresip, Baresip]:
-    """The phone in a call with 1002, 1004 knocking and answered: 1002 is on hold."""
+    """The phone in a call with 1002 (sending FAR_TONE), 1004 (KNOCKER_TONE) knocking."""
     first = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
-    knocker = baresip_factory("1004", audio_source=tone_wav(800.0))
+    knocker = baresip_factory("1004", audio_source=tone_wav(KNOCKER_TONE))
     phone = phone_factory()
     phone.wait_registered()
     kamailio.wait_for_bindings("1001", 1, 5)
@@ -414,6 +417,14 @@ def three_party_call(
     view = phone.wait_for(lambda v: v.second is not None, 5, "the second caller to knock")
     assert view.state is PhoneState.CONNECTED and view.call.number == "1002"
     assert "1004" in phone.screen_text()
+    return phone, first, knocker
+
+
+def three_party_call(
+    kamailio: Kamailio, phone_factory, baresip_factory, tone_wav
+) -> tuple[PhoneUnderTest, Baresip, Baresip]:
+    """The phone in a call with 1002, 1004 knocking and answered: 1002 is on hold."""
+    phone, first, knocker = second_call_knocking(kamailio, phone_factory, baresip_factory, tone_wav)
     phone.command("answer")
     knocker.wait_event(CALL_ESTABLISHED)
     phone.wait_for(
@@ -448,6 +459,42 @@ def test_call_waiting_and_swap_between_two_calls(
     assert view.state is PhoneState.CONNECTED and view.call.on_hold and view.second is None
     phone.command("hangup")
     knocker.wait_event(CALL_CLOSED)
+
+
+def test_swap_straight_after_answering_the_knocker_ends_on_the_first_call(
+    kamailio, phone_factory, baresip_factory, tone_wav, caplog
+) -> None:
+    """Answer the knocking call and swap back in one turn of the loop: the first call's hold
+    is unanswered and the second call's ACK has not come, and pjsua refuses a re-INVITE in
+    either state. Each wish waits for its call and goes then; the user ends up talking to the
+    first caller with the second on hold."""
+    phone, first, knocker = second_call_knocking(kamailio, phone_factory, baresip_factory, tone_wav)
+    phone.on_loop(lambda: (phone.app.command("answer"), phone.app.command("swap")))
+    knocker.wait_event(CALL_ESTABLISHED)
+
+    def invites_to(far_end: str) -> int:  # told apart by CSeq: retransmissions share one
+        return len({r.cseq for r in kamailio.requests("INVITE", "1001", to_user=far_end)})
+
+    # 1002's INVITEs: the call (challenged, so twice), its hold and its return; 1004's: its hold.
+    wait_until(lambda: invites_to("1002") == 4 and invites_to("1004") == 1, 5, "two re-INVITEs")
+    phone.wait_for(
+        lambda v: v.call.number == "1002" and v.call.media_active and v.second.on_hold,
+        5,
+        "the swap",
+    )
+    recording = phone.earpiece_recording  # this session's: a later one records anew
+    assert recording is not None, "the phone records nothing"
+    time.sleep(AUDIO_SECONDS)
+    phone.command("hangup")  # ends 1002; 1004 stays, on hold
+    first.wait_event(CALL_CLOSED)
+    phone.wait_for(lambda v: v.call is not None and v.call.number == "1004", 5, "1004")
+    phone.command("hangup")
+    knocker.wait_event(CALL_CLOSED)
+    phone.wait_state(PhoneState.ENDED)
+    heard, rate = read_wav(recording)
+    assert has_tone(heard, rate, FAR_TONE, min_seconds=AUDIO_SECONDS / 2)
+    refused = [r.getMessage() for r in caplog.records if r.name == "deskphone.sip.stack"]
+    assert not [m for m in refused if "Invalid operation" in m], refused
 
 
 def test_conference_lets_each_party_hear_the_other(

@@ -492,6 +492,7 @@ class Kamailio:
         method: str | None = None,
         from_user: str | None = None,
         since: float = float("-inf"),
+        to_user: str | None = None,
     ) -> list[SipRequestLog]:
         """Requests Kamailio received (at `since`, a `time.time()`, or later), oldest first,
         optionally filtered."""
@@ -510,7 +511,9 @@ class Kamailio:
             )
             for f in self._log_fields("request")
         ]
-        return _select(entries, since, method=method and method.upper(), from_user=from_user)
+        return _select(
+            entries, since, method=method and method.upper(), from_user=from_user, to_user=to_user
+        )
 
     def replies(
         self,

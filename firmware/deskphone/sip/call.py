@@ -72,14 +72,17 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         )
         if state is CallState.DISCONNECTED:
             self._stack.call_gone(self.handle)
+        else:
+            self._exchange_moved()  # an answered call's ACK comes as a state, not a transaction
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
         self._note_response(prm.e)
         self._exchange_moved()
 
     def _exchange_moved(self) -> None:
-        """A transaction or the media moved on (the offer that was out perhaps answered): the
-        loop tries a waiting hold or resume again, and it waits on if the offer is still out."""
+        """The call, a transaction or the media moved on (the offer that was out answered, or
+        the call confirmed): the loop tries a waiting hold or resume again, and it waits on if
+        pjsua still refuses it."""
         if self.waiting_hold is not None:
             self._stack.run_on_loop(self._stack.offer_waiting_hold, self.handle)
 
@@ -106,6 +109,18 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 break
         self._stack.post(CallMediaChanged(self.handle, self.audio_index >= 0, codec, held))
         self._exchange_moved()
+
+    def audio_slots(self) -> set[int]:
+        """The conference bridge slots the call's audio streams hold now (none once it ended)."""
+        try:
+            media = self.getInfo().media
+        except pj.Error:  # the call is gone from pjsua
+            return set()
+        return {
+            int(m.audioConfSlot)
+            for m in media
+            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.audioConfSlot != pj.PJSUA_INVALID_ID
+        }
 
     def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:
         # The stream's statistics are still readable here and gone a moment later.

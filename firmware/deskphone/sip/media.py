@@ -23,7 +23,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -315,8 +315,8 @@ class MediaRouter:
     # -- calls -----------------------------------------------------------------------------
 
     def connect_call(self, handle: CallId, media: pj.AudioMedia) -> None:
-        """Join a call's audio (again, after a re-INVITE: the streams stay open meanwhile)."""
-        self._unwire(handle)
+        """Join a call's audio (again, after a re-INVITE: its stream may be a new one)."""
+        self._unwire(handle, {media.getPortId()})
         self._calls[handle] = media
         self._update_clock()
         if self._microphone is not None and not self._muted:
@@ -331,16 +331,22 @@ class MediaRouter:
             one.startTransmit(other)
             other.startTransmit(one)
 
-    def disconnect_call(self, handle: CallId) -> None:
-        if self._unwire(handle):
+    def disconnect_call(self, handle: CallId, live_slots: Collection[int]) -> None:
+        """Cut a call's audio; `live_slots` are the bridge slots its audio holds now."""
+        if self._unwire(handle, live_slots):
             self._update_clock()
 
-    def _unwire(self, handle: CallId) -> bool:
-        """Undo a call's connections; False if it had none."""
+    def _unwire(self, handle: CallId, live_slots: Collection[int]) -> bool:
+        """Undo a call's connections; False if it had none. A port that is no longer among
+        the call's `live_slots` left the bridge with its connections (a re-INVITE made the
+        stream anew, or the call ended), and its slot may already be another call's: it is
+        forgotten, never disconnected, or that other call would lose its sound."""
         media = self._calls.pop(handle, None)
         if media is None:
             return False
         sink = self._call_sinks.pop(handle, None)
+        if media.getPortId() not in live_slots:
+            return True
         if sink is not None:
             _quietly(media.stopTransmit, sink)
         if self._microphone is not None:
@@ -466,7 +472,9 @@ class MediaRouter:
         for output in list(self._tones):
             self.stop_tone(output)
         for handle in list(self._calls):
-            self.disconnect_call(handle)
+            # Forgotten, not disconnected: the calls have ended or are about to end with the
+            # library, and an ended call's slot may be another port's by now.
+            self.disconnect_call(handle, live_slots=())
         self._update_clock()
         self._microphone = self._earpiece = self._ringer = None
 

@@ -76,7 +76,9 @@ WAKE_DATAGRAM = b"\r\n\r\n"  # a SIP keep-alive: pjsip accepts and ignores it
 DTMF_DURATION_MS = 160
 SHUTDOWN_POLL = 0.02
 PJSIP_EBUSY = 171001  # pjsip's "object is busy": a REGISTER of this account is in flight
-PJ_EINVALIDOP = 70013  # pjlib's "invalid operation": e.g. a re-INVITE while an offer is out
+# pjsua refuses a re-INVITE while an offer is out (pjlib's "invalid operation") and before
+# an answered call's ACK ("invalid INVITE session state"): a hold or resume then waits.
+OFFER_NOT_YET = frozenset({70013, 171141})  # PJ_EINVALIDOP, PJSIP_ESESSIONSTATE
 
 # Config codec names -> pjsua2 codec id prefixes (every clock rate of speex).
 CODEC_IDS = {
@@ -456,7 +458,7 @@ class SipStack:
             SetHold: self._set_hold,
             Transfer: self._transfer,
             ConnectAudio: self._connect_audio,
-            DisconnectAudio: lambda e: self._media_do(lambda m: m.disconnect_call(e.call)),
+            DisconnectAudio: self._disconnect_audio,
             JoinCalls: lambda e: self._media_do(lambda m: m.join_calls(e.first, e.second)),
             SetMute: lambda e: self._media_do(lambda m: m.set_mute(e.muted)),
             PlayTone: lambda e: self._media_do(lambda m: m.play_tone(e.tone, e.output)),
@@ -548,8 +550,9 @@ class SipStack:
 
     def _offer_hold(self, call: PhoneCall, hold: bool) -> None:
         """Offer the far end a held (or resumed) call. pjsua refuses a new offer while one is
-        still unanswered (hold, then resume at once); the latest wish then waits on the call
-        and is offered when that exchange ends (`offer_waiting_hold`)."""
+        still unanswered (hold, then resume at once) or the call's ACK has not come (swap
+        straight after answering); the latest wish then waits on the call and is offered when
+        the call moves on (`offer_waiting_hold`)."""
         call.waiting_hold = None
         param = pj.CallOpParam(True)
         try:
@@ -559,11 +562,11 @@ class SipStack:
                 param.opt.flag = pj.PJSUA_CALL_UNHOLD
                 call.reinvite(param)
         except pj.Error as err:
-            if err.status != PJ_EINVALIDOP:
+            if err.status not in OFFER_NOT_YET:
                 raise
             call.waiting_hold = hold
             log.info(
-                "call %s: %s waits for the offer under way",
+                "call %s: %s waits for the call to take a new offer",
                 call.handle,
                 "hold" if hold else "resume",
             )
@@ -596,6 +599,12 @@ class SipStack:
                 self._media.connect_call(effect.call, call.getAudioMedia(call.audio_index))
 
         self._with_call(effect.call, connect)
+
+    def _disconnect_audio(self, effect: DisconnectAudio) -> None:
+        with self._calls_lock:
+            call = self._calls.get(effect.call)
+        slots = call.audio_slots() if call is not None else set()
+        self._media_do(lambda m: m.disconnect_call(effect.call, slots))
 
     def _with_call(self, handle: CallId, action: Callable[[PhoneCall], None]) -> None:
         """Run a pjsua2 call operation; a call that is already gone is not an error."""
