@@ -365,6 +365,8 @@ def test_hold_and_back_in_one_go_leaves_the_call_off_hold(
         "the resume's re-INVITE after the hold's",
     )
     phone.wait_for(lambda v: v.call is not None and v.call.media_active, 5, "the resume")
+    recording = phone.earpiece_recording  # this session's: a later one records anew
+    assert recording is not None, "the phone records nothing"
     time.sleep(AUDIO_SECONDS)
     assert not phone.view().call.on_hold
     phone.command("hangup")
@@ -372,8 +374,6 @@ def test_hold_and_back_in_one_go_leaves_the_call_off_hold(
     phone.wait_state(PhoneState.ENDED)
     # The earpiece is cut from a held call, so the far end's tone there says the call came
     # back. (baresip's own recording of what it hears stays empty after any re-INVITE.)
-    recording = phone.earpiece_recording
-    assert recording is not None, "the phone recorded nothing"
     heard, rate = read_wav(recording)
     assert has_tone(heard, rate, FAR_TONE, min_seconds=AUDIO_SECONDS / 2)
     refused = [r.getMessage() for r in caplog.records if r.name == "deskphone.sip.stack"]
