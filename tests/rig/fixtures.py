@@ -37,8 +37,10 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def kamailio(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Kamailio]:
-    """A started Kamailio (users DEFAULT_USERS, min_expires 2) on a free port; stopped after."""
-    pbx = Kamailio(tmp_path / "kamailio")
+    """A started Kamailio (users DEFAULT_USERS, min_expires 2) on a free port; stopped after.
+    A test's `@pytest.mark.kamailio(...)` passes its keywords to `Kamailio`."""
+    marker = request.node.get_closest_marker("kamailio")
+    pbx = Kamailio(tmp_path / "kamailio", **(marker.kwargs if marker else {}))
     pbx.start()
     try:
         yield pbx

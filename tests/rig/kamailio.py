@@ -177,7 +177,10 @@ class Kamailio:
         default_expires: int = 60,
         max_expires: int = 3600,
         fr_timer_ms: int = 5000,
+        in_dialog_invite_delay_ms: int = 0,
     ) -> None:
+        """`in_dialog_invite_delay_ms`: hold every re-INVITE and ACK that long before relaying
+        it (a slow network in mid-call), so a test can act while one is unanswered."""
         self.workdir = Path(workdir)
         self.users: dict[str, str] = dict(users)
         self.host = HOST
@@ -189,6 +192,7 @@ class Kamailio:
         self.default_expires = default_expires
         self.max_expires = max_expires
         self.fr_timer_ms = fr_timer_ms
+        self.in_dialog_invite_delay_ms = in_dialog_invite_delay_ms
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cfg_path = self.workdir / "kamailio.cfg"
         self.log_path = self.workdir / "kamailio.log"
@@ -254,6 +258,7 @@ class Kamailio:
                 default_expires=self.default_expires,
                 max_expires=self.max_expires,
                 fr_timer=self.fr_timer_ms,
+                in_dialog_invite_delay_us=self.in_dialog_invite_delay_ms * 1000,
                 marker=LOG_MARKER,
                 host=self.host,
             )
@@ -652,6 +657,7 @@ loadmodule "auth.so"
 loadmodule "auth_db.so"
 loadmodule "ctl.so"
 loadmodule "kex.so"
+loadmodule "cfgutils.so"
 
 modparam("ctl", "binrpc", "unix:{ctl}")
 modparam("usrloc", "db_mode", 0)
@@ -681,6 +687,9 @@ request_route {{
     # In-dialog requests (ACK/BYE/re-INVITE/INFO) follow the Record-Route we inserted.
     if (has_totag()) {{
         if (loose_route()) {{
+            if ({in_dialog_invite_delay_us} > 0 && is_method("INVITE|ACK")) {{
+                usleep("{in_dialog_invite_delay_us}");
+            }}
             route(RELAY);
             exit;
         }}

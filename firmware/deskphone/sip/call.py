@@ -112,9 +112,11 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
 
     def audio_slots(self) -> set[int]:
         """The conference bridge slots the call's audio streams hold now (none once it ended)."""
+        if not self.isActive():  # ended: asked, pjsua would log an error as it raised one
+            return set()
         try:
             media = self.getInfo().media
-        except pj.Error:  # the call is gone from pjsua
+        except pj.Error:  # ended in the meantime
             return set()
         return {
             int(m.audioConfSlot)

@@ -575,7 +575,7 @@ class SipStack:
         """A call's offer/answer moved on: make the hold or resume that waited for it."""
 
         def offer(call: PhoneCall) -> None:
-            if call.waiting_hold is not None:
+            if call.waiting_hold is not None and call.isActive():  # not once it is ending
                 self._offer_hold(call, call.waiting_hold)
 
         self._with_call(handle, offer)
