@@ -110,8 +110,26 @@ def _python_level(pj_level: int) -> int:
 class _LogWriter(pj.LogWriter):  # type: ignore[misc]
     """pjsip's log into Python logging (and from there into the journal)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._refusal_expected = threading.local()
+
+    @contextlib.contextmanager
+    def refusal_expected(self) -> Iterator[None]:
+        """pjsua logs a refused operation as an error, then raises it. Where this thread's
+        caller expects the refusal and handles it, those lines are debug; a refusal it does
+        not expect it logs itself, with pjsua's reason."""
+        self._refusal_expected.on = True
+        try:
+            yield
+        finally:
+            self._refusal_expected.on = False
+
     def write(self, entry: pj.LogEntry) -> None:
-        pjsip_log.log(_python_level(int(entry.level)), "%s", str(entry.msg).rstrip())
+        level = _python_level(int(entry.level))
+        if getattr(self._refusal_expected, "on", False):
+            level = logging.DEBUG
+        pjsip_log.log(level, "%s", str(entry.msg).rstrip())
 
 
 @contextlib.contextmanager
@@ -556,11 +574,12 @@ class SipStack:
         call.waiting_hold = None
         param = pj.CallOpParam(True)
         try:
-            if hold:
-                call.setHold(param)
-            else:
-                param.opt.flag = pj.PJSUA_CALL_UNHOLD
-                call.reinvite(param)
+            with self._log_writer.refusal_expected():
+                if hold:
+                    call.setHold(param)
+                else:
+                    param.opt.flag = pj.PJSUA_CALL_UNHOLD
+                    call.reinvite(param)
         except pj.Error as err:
             if err.status not in OFFER_NOT_YET:
                 raise
