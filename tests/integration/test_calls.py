@@ -417,6 +417,49 @@ def test_a_resume_still_waiting_when_the_call_ends_goes_with_it(
     waits_and_no_warning(caplog, "out-1: resume waits")
 
 
+@pytest.mark.kamailio(in_dialog_invite_refusal=488)
+def test_a_hold_the_far_end_refuses_is_kept_by_the_phone(
+    kamailio, phone_factory, baresip_factory, tone_wav, caplog
+) -> None:
+    """Some far ends (or their PBX) refuse a hold's re-INVITE. The call's media then goes on
+    as before, and the phone cuts the call's sound itself: the far end must not hear the
+    user while the screen says "hold". A resume (refused as well here: the network never
+    held the call) brings the sound back."""
+    far = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
+    phone = phone_factory()
+    phone.wait_registered()
+    phone.command("dial", "1002")
+    connected(phone)
+    far.wait_event(CALL_ESTABLISHED)
+    started = time.monotonic()  # about where the far end's recording begins
+
+    def refusals() -> int:
+        return sum("far end refused" in r.getMessage() for r in caplog.records)
+
+    time.sleep(AUDIO_SECONDS / 2)
+    phone.command("hold")
+    wait_until(lambda: refusals() == 1, 5, "the phone to hear the hold refused")
+    held = time.monotonic() - started
+    assert phone.view().call.on_hold and "hold" in phone.screen_text()
+    time.sleep(AUDIO_SECONDS / 2)
+    phone.command("hold", "off")
+    wait_until(lambda: refusals() == 2, 5, "the phone to hear the resume refused")
+    resumed = time.monotonic() - started
+    assert not phone.view().call.on_hold
+    time.sleep(AUDIO_SECONDS / 2)
+    phone.command("hangup")
+    far.wait_event(CALL_CLOSED)
+    heard, rate = read_wav(far.last_received_wav())
+
+    def part(start: float, end: float) -> np.ndarray:  # seconds into the far end's call
+        return heard[int(start * rate) : int(end * rate)]
+
+    margin = 0.3  # where the recording began, and the bridge's buffers, blur the edges
+    assert has_tone(part(0, held - margin), rate, PHONE_TONE, min_seconds=0.5)
+    assert not has_tone(part(held + margin, resumed - margin), rate, PHONE_TONE, min_seconds=0.1)
+    assert has_tone(part(resumed + margin, resumed + 1.2), rate, PHONE_TONE, min_seconds=0.5)
+
+
 def test_blind_transfer_hands_the_far_end_to_another_number(
     kamailio, phone_factory, baresip_factory
 ) -> None:

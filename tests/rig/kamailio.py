@@ -178,9 +178,12 @@ class Kamailio:
         max_expires: int = 3600,
         fr_timer_ms: int = 5000,
         in_dialog_invite_delay_ms: int = 0,
+        in_dialog_invite_refusal: int = 0,
     ) -> None:
         """`in_dialog_invite_delay_ms`: hold every re-INVITE and ACK that long before relaying
-        it (a slow network in mid-call), so a test can act while one is unanswered."""
+        it (a slow network in mid-call), so a test can act while one is unanswered.
+        `in_dialog_invite_refusal`: answer every re-INVITE with this error code itself, as a
+        far end or PBX that refuses a hold would."""
         self.workdir = Path(workdir)
         self.users: dict[str, str] = dict(users)
         self.host = HOST
@@ -193,6 +196,7 @@ class Kamailio:
         self.max_expires = max_expires
         self.fr_timer_ms = fr_timer_ms
         self.in_dialog_invite_delay_ms = in_dialog_invite_delay_ms
+        self.in_dialog_invite_refusal = in_dialog_invite_refusal
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cfg_path = self.workdir / "kamailio.cfg"
         self.log_path = self.workdir / "kamailio.log"
@@ -259,6 +263,7 @@ class Kamailio:
                 max_expires=self.max_expires,
                 fr_timer=self.fr_timer_ms,
                 in_dialog_invite_delay_us=self.in_dialog_invite_delay_ms * 1000,
+                in_dialog_invite_refusal=self.in_dialog_invite_refusal,
                 marker=LOG_MARKER,
                 host=self.host,
             )
@@ -689,6 +694,10 @@ request_route {{
         if (loose_route()) {{
             if ({in_dialog_invite_delay_us} > 0 && is_method("INVITE|ACK")) {{
                 usleep("{in_dialog_invite_delay_us}");
+            }}
+            if ({in_dialog_invite_refusal} > 0 && is_method("INVITE")) {{
+                sl_send_reply("{in_dialog_invite_refusal}", "Refused by the rig");
+                exit;
             }}
             route(RELAY);
             exit;

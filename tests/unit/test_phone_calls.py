@@ -5,6 +5,7 @@ from __future__ import annotations
 from deskphone.core.effects import (
     Answer,
     ConnectAudio,
+    DisconnectAudio,
     Hangup,
     JoinCalls,
     PlayTone,
@@ -19,6 +20,7 @@ from deskphone.core.events import (
     CallState,
     CallStateChanged,
     HookChanged,
+    ReinviteRefused,
 )
 from deskphone.core.phone import Phone, PhoneState
 from deskphone.core.tones import ToneName
@@ -127,3 +129,49 @@ def test_a_conference_call_whose_media_comes_back_is_joined_again() -> None:
     phone.command("conference")
     effects = phone.handle(CallMediaChanged(first, True, "G722/16000"))
     assert ConnectAudio(first) in effects and JoinCalls(KNOCKER, first) in effects
+
+
+def test_a_call_on_hold_is_never_wired_to_the_handset() -> None:
+    """Its hold not yet answered (the knocker answered and swapped away at once), a call's
+    media may come up: it stays cut, so the far end never hears the user."""
+    phone, first, _ = in_call_with_a_knock()
+    phone.command("answer")
+    phone.command("swap")  # the knocker on hold before its media came up
+    effects = phone.handle(CallMediaChanged(KNOCKER, True, "G722/16000"))
+    assert DisconnectAudio(KNOCKER) in effects and ConnectAudio(KNOCKER) not in effects
+    effects = phone.handle(CallMediaChanged(first, True, "G722/16000"))  # resumed
+    assert ConnectAudio(first) in effects
+
+
+def test_a_refused_hold_is_kept_here() -> None:
+    """The far end refuses the hold (488): its media goes on, so the phone cuts the call's
+    sound itself and the screen's "hold" stays true; resuming wires it up again."""
+    phone, _ = make_phone()
+    call = dial_out(phone)
+    connect(phone, call)
+    phone.command("hold")
+    effects = phone.handle(ReinviteRefused(call, 488, "Not Acceptable Here"))
+    assert effects == [DisconnectAudio(call)] and phone.call.on_hold
+    assert phone.command("hold", "off") == [SetHold(call, False)]
+    effects = phone.handle(ReinviteRefused(call, 488, "Not Acceptable Here"))
+    assert effects == [ConnectAudio(call)] and not phone.call.on_hold  # never held
+
+
+def test_a_refused_resume_leaves_a_held_call_held() -> None:
+    phone, _ = make_phone()
+    call = dial_out(phone)
+    connect(phone, call)
+    phone.command("hold")
+    phone.handle(CallMediaChanged(call, False))  # held by the network
+    phone.command("hold", "off")
+    effects = phone.handle(ReinviteRefused(call, 491, "Request Pending"))
+    assert effects == [DisconnectAudio(call)] and phone.call.on_hold  # try again later
+    assert phone.command("hold", "off") == [SetHold(call, False)]
+
+
+def test_a_refusal_for_a_call_gone_changes_nothing() -> None:
+    phone, _ = make_phone()
+    call = dial_out(phone)
+    connect(phone, call)
+    assert phone.handle(ReinviteRefused(CallId("out-99"), 488)) == []
+    assert not phone.call.on_hold

@@ -155,6 +155,16 @@ class TransferStatus(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ReinviteRefused(Event):
+    """The far end (or a proxy) answered a re-INVITE of ours (a hold, a resume) with an
+    error: the call goes on as it was before it."""
+
+    call: CallId
+    code: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerExpired(Event):
     """A timer the core asked for ran out."""
 

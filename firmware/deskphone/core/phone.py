@@ -59,6 +59,7 @@ from deskphone.core.events import (
     PowerChanged,
     RegistrationChanged,
     RegState,
+    ReinviteRefused,
     ServiceProblem,
     Started,
     TimerExpired,
@@ -542,7 +543,7 @@ class Phone:
                 codec=event.codec or self.second.codec,
                 held_by_remote=event.held_by_remote,
             )
-            self._media_effects(event)
+            self._wire_audio(self.second)
             return
         call = self.call
         if call is None or call.id != event.call:
@@ -556,17 +557,42 @@ class Phone:
         )
         if early_media and not call.incoming:
             self._stop_tone()  # the far end sends its own ringback or announcement
-        self._media_effects(event)
+        self._wire_audio(self.call)
 
-    def _media_effects(self, event: CallMediaChanged) -> None:
-        """Wire the call's audio up (or note it gone); a conference call whose media came back
-        (taken off hold, renegotiated) is joined to the other again."""
-        if not event.active:
-            self._emit(DisconnectAudio(event.call))
+    def _wire_audio(self, call: Call) -> None:
+        """Wire the call's audio up, or cut it: a call on hold stays cut whatever its media
+        does (its hold not answered yet, or refused), so its far end never hears the user; a
+        conference call whose media came back (taken off hold, renegotiated) is joined to the
+        other again."""
+        if not call.media_active or call.on_hold:
+            self._emit(DisconnectAudio(call.id))
             return
-        self._emit(ConnectAudio(event.call))
+        self._emit(ConnectAudio(call.id))
         if self.conference and self.call is not None and self.second is not None:
             self._emit(JoinCalls(self.call.id, self.second.id))
+
+    def _on_reinvite_refused(self, event: ReinviteRefused) -> None:
+        """The far end refused a hold or a resume; the call's media is as it was. A call the
+        user holds stays cut here, so the far end never hears the user while the screen says
+        "hold"; a resume that was refused leaves the call held (the user may try again),
+        unless the network never held it, and then its sound comes back."""
+        call = next((c for c in (self.call, self.second) if c and c.id == event.call), None)
+        if call is None:
+            return
+        log.warning(
+            "the far end refused to %s the call with %s: %s %s",
+            "hold" if call.on_hold else "resume",
+            call.number,
+            event.code,
+            event.reason,
+        )
+        if not call.on_hold and not call.media_active:
+            call = dataclasses.replace(call, on_hold=True)
+            if self.call is not None and self.call.id == call.id:
+                self.call = call
+            else:
+                self.second = call
+        self._wire_audio(call)
 
     def _on_audio_device(self, event: AudioDeviceChanged) -> None:
         if event.present == self.handset_present:
@@ -696,6 +722,7 @@ class Phone:
         AudioDeviceChanged: _on_audio_device,
         MessageWaiting: _on_messages,
         TransferStatus: _on_transfer_status,
+        ReinviteRefused: _on_reinvite_refused,
         PowerChanged: _on_power,
         ServiceProblem: _on_problem,
     }

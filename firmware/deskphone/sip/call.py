@@ -12,6 +12,7 @@ from deskphone.core.events import (
     CallMediaChanged,
     CallState,
     CallStateChanged,
+    ReinviteRefused,
     TransferStatus,
 )
 from deskphone.service.logs import fields
@@ -53,6 +54,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         # Hold (True) or resume (False) asked for while an offer was out; set and cleared on
         # the loop's thread, read here to know when to ask the loop to try again.
         self.waiting_hold: bool | None = None
+        self.confirmed = False  # the call was set up: an INVITE of ours now is a re-INVITE
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         self._note_response(prm.e)  # a final response ends the call without a tsx callback
@@ -70,6 +72,8 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 local=self.ended_locally,
             )
         )
+        if state is CallState.CONFIRMED:
+            self.confirmed = True
         if state is CallState.DISCONNECTED:
             self._stack.call_gone(self.handle)
         else:
@@ -77,7 +81,26 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
         self._note_response(prm.e)
+        self._note_reinvite_refused(prm.e)
         self._exchange_moved()
+
+    def _note_reinvite_refused(self, event: pj.SipEvent) -> None:
+        """A re-INVITE of ours (a hold, a resume) was refused: the core hears of it."""
+        if not self.confirmed or event.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        change = event.body.tsxState
+        tsx = change.tsx
+        code = int(tsx.statusCode)
+        if tsx.role != pj.PJSIP_ROLE_UAC or tsx.method != "INVITE" or code < 300:
+            return
+        if code in (401, 407):
+            return  # a challenge: pjsua sends it again with credentials
+        # Once per answer: an error answer completes the transaction, a timeout ends it.
+        if tsx.state == pj.PJSIP_TSX_STATE_COMPLETED or (
+            tsx.state == pj.PJSIP_TSX_STATE_TERMINATED
+            and change.prevState != pj.PJSIP_TSX_STATE_COMPLETED
+        ):
+            self._stack.post(ReinviteRefused(self.handle, code, str(tsx.statusText)))
 
     def _exchange_moved(self) -> None:
         """The call, a transaction or the media moved on (the offer that was out answered, or
@@ -115,12 +138,12 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         if not self.isActive():  # ended: asked, pjsua would log an error as it raised one
             return set()
         try:
-            media = self.getInfo().media
+            info = self.getInfo()  # kept: its media list points into it
         except pj.Error:  # ended in the meantime
             return set()
         return {
             int(m.audioConfSlot)
-            for m in media
+            for m in info.media
             if m.type == pj.PJMEDIA_TYPE_AUDIO and m.audioConfSlot != pj.PJSUA_INVALID_ID
         }
 
