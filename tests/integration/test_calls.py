@@ -6,6 +6,7 @@ import gc
 import logging
 import socket
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,6 +37,19 @@ def connected(phone: PhoneUnderTest, timeout: float = 10.0) -> None:
         timeout,
         "the call to be up",
     )
+
+
+def call_from_the_phone(
+    phone_factory, baresip_factory, **far_options: Any
+) -> tuple[PhoneUnderTest, Baresip]:
+    """The phone (1001) registered and in a call it made to baresip 1002 (`far_options`)."""
+    far = baresip_factory("1002", **far_options)
+    phone = phone_factory()
+    phone.wait_registered()
+    phone.command("dial", "1002")
+    connected(phone)
+    far.wait_event(CALL_ESTABLISHED)
+    return phone, far
 
 
 SLOW_MID_CALL = pytest.mark.kamailio(in_dialog_invite_delay_ms=300)  # re-INVITEs and ACKs
@@ -340,12 +354,7 @@ def test_unsolicited_message_summary_sets_message_waiting(kamailio, phone_factor
 
 
 def test_hold_and_resume_renegotiate_the_call(kamailio, phone_factory, baresip_factory) -> None:
-    far = baresip_factory("1002")
-    phone = phone_factory()
-    phone.wait_registered()
-    phone.command("dial", "1002")
-    connected(phone)
-    far.wait_event(CALL_ESTABLISHED)
+    phone, far = call_from_the_phone(phone_factory, baresip_factory)
     invites = len(kamailio.requests("INVITE", from_user="1001"))
     phone.command("hold")
     view = phone.wait_for(lambda v: v.call is not None and not v.call.media_active, 5, "hold")
@@ -367,12 +376,9 @@ def test_hold_and_back_in_one_go_leaves_the_call_off_hold(
     pjsua refuses a second offer then. The phone makes it once the hold is answered, so the
     call ends where the user left it, with the far end's sound back in the earpiece."""
     caplog.set_level(logging.INFO, logger="deskphone.sip.stack")
-    far = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
-    phone = phone_factory()
-    phone.wait_registered()
-    phone.command("dial", "1002")
-    connected(phone)
-    far.wait_event(CALL_ESTABLISHED)
+    phone, far = call_from_the_phone(
+        phone_factory, baresip_factory, audio_source=tone_wav(FAR_TONE)
+    )
     since = time.time()
     phone.on_loop(lambda: (phone.app.command("hold", "on"), phone.app.command("hold", "off")))
     wait_until(
@@ -403,12 +409,7 @@ def test_a_resume_still_waiting_when_the_call_ends_goes_with_it(
     call's end, not a late re-INVITE on a call that is going, is its last word (a re-INVITE
     then would be refused, and the journal would say a call operation failed)."""
     caplog.set_level(logging.INFO, logger="deskphone.sip.stack")
-    far = baresip_factory("1002")
-    phone = phone_factory()
-    phone.wait_registered()
-    phone.command("dial", "1002")
-    connected(phone)
-    far.wait_event(CALL_ESTABLISHED)
+    phone, far = call_from_the_phone(phone_factory, baresip_factory)
     phone.on_loop(
         lambda: [phone.app.command(*c) for c in (("hold", "on"), ("hold", "off"), ("hangup",))]
     )
@@ -425,12 +426,9 @@ def test_a_hold_the_far_end_refuses_is_kept_by_the_phone(
     as before, and the phone cuts the call's sound itself: the far end must not hear the
     user while the screen says "hold". A resume (refused as well here: the network never
     held the call) brings the sound back."""
-    far = baresip_factory("1002", audio_source=tone_wav(FAR_TONE))
-    phone = phone_factory()
-    phone.wait_registered()
-    phone.command("dial", "1002")
-    connected(phone)
-    far.wait_event(CALL_ESTABLISHED)
+    phone, far = call_from_the_phone(
+        phone_factory, baresip_factory, audio_source=tone_wav(FAR_TONE)
+    )
     started = time.monotonic()  # about where the far end's recording begins
 
     def refusals() -> int:

@@ -441,7 +441,9 @@ def test_hold_toggles_and_mute_is_lifted_when_the_call_ends() -> None:
     phone, _ = make_phone()
     call = dial_out(phone)
     connect(phone, call)
-    assert phone.command("hold") == [SetHold(call, True)] and phone.call.on_hold
+    # Its sound is cut at once, not when (or if) the far end answers the hold.
+    assert phone.command("hold") == [SetHold(call, True), DisconnectAudio(call)]
+    assert phone.call.on_hold
     assert phone.command("hold", "off") == [SetHold(call, False)]
     assert phone.command("mute") == [SetMute(True)]
     effects = phone.handle(CallStateChanged(call, CallState.DISCONNECTED, 200, "BYE"))

@@ -56,6 +56,7 @@ def test_answering_the_knock_holds_the_first_call() -> None:
     phone, first, _ = in_call_with_a_knock()
     effects = phone.command("answer")
     assert SetHold(first, True) in effects and Answer(KNOCKER, 200) in effects
+    assert DisconnectAudio(first) in effects  # at once: the first caller hears no more
     assert StopTone(ToneOutput.VOICE) in effects
     assert phone.call.id == KNOCKER and phone.second.id == first and phone.second.on_hold
 
@@ -66,6 +67,7 @@ def test_swap_trades_the_held_and_the_active_call() -> None:
     phone.handle(CallStateChanged(KNOCKER, CallState.CONFIRMED, 200, "OK"))
     effects = phone.command("swap")
     assert SetHold(KNOCKER, True) in effects and SetHold(first, False) in effects
+    assert DisconnectAudio(KNOCKER) in effects
     assert phone.call.id == first and not phone.call.on_hold and phone.second.on_hold
 
 

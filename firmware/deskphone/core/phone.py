@@ -791,8 +791,7 @@ class Phone:
         if self.conference:
             raise CommandError("swap: the calls are in a conference")
         if not call.on_hold:
-            self._emit(SetHold(call.id, True))
-            call = dataclasses.replace(call, on_hold=True)
+            call = self._put_on_hold(call)
         self._emit(SetHold(held.id, False))
         self.call, self.second = dataclasses.replace(held, on_hold=False), call
 
@@ -857,9 +856,18 @@ class Phone:
         if call.connected_at is None:
             raise CommandError("hold: the call is not up yet")
         hold = _switch("hold", setting, call.on_hold)
-        if hold != call.on_hold:
-            self.call = dataclasses.replace(call, on_hold=hold)
-            self._emit(SetHold(call.id, hold))
+        if hold and not call.on_hold:
+            self.call = self._put_on_hold(call)
+        elif call.on_hold and not hold:
+            self.call = dataclasses.replace(call, on_hold=False)
+            self._emit(SetHold(call.id, False))
+
+    def _put_on_hold(self, call: Call) -> Call:
+        """Ask the network to hold the call, and cut its sound here at once: the far end
+        stops hearing the user now, not when (or if) the hold is answered."""
+        self._emit(SetHold(call.id, True))
+        self._emit(DisconnectAudio(call.id))
+        return dataclasses.replace(call, on_hold=True)
 
     @command_entry("transfer", "NUMBER", "hand the call over to another number (blind transfer)")
     def cmd_transfer(self, target: str) -> None:
@@ -1145,8 +1153,7 @@ class Phone:
         waiting, active = self.second, self.call
         assert waiting is not None
         if active is not None and active.connected_at is not None and not active.on_hold:
-            self._emit(SetHold(active.id, True))
-            active = dataclasses.replace(active, on_hold=True)
+            active = self._put_on_hold(active)
         self._stop_tone()
         self.second = active
         self.call = dataclasses.replace(waiting, answered=True)
