@@ -55,11 +55,13 @@ def call_from_the_phone(
 SLOW_MID_CALL = pytest.mark.kamailio(in_dialog_invite_delay_ms=300)  # re-INVITEs and ACKs
 
 
-def waits_and_no_warning(caplog: pytest.LogCaptureFixture, *waits: str) -> None:
-    """The SIP stack said each of `waits` ("out-1: resume waits", say: the case in hand
-    happened), and the journal holds no warning or error: pjsua's refusal of the early
+def waits_and_no_warning(
+    caplog: pytest.LogCaptureFixture, *waits: str, source: str = "deskphone.sip.stack"
+) -> None:
+    """`source` (the SIP stack) said each of `waits` ("out-1: resume waits", say: the case
+    in hand happened), and the journal holds no warning or error: the refusal of the early
     re-INVITE was expected and handled, not a failure to show the user."""
-    messages = [r.getMessage() for r in caplog.records if r.name == "deskphone.sip.stack"]
+    messages = [r.getMessage() for r in caplog.records if r.name == source]
     for wait in waits:
         assert any(wait in m for m in messages), (wait, messages)
     warned = [r for r in caplog.records if r.name.startswith("deskphone")]
@@ -418,6 +420,24 @@ def test_a_resume_still_waiting_when_the_call_ends_goes_with_it(
     waits_and_no_warning(caplog, "out-1: resume waits")
 
 
+def far_end_heard_in_turns(
+    recording: tuple[np.ndarray, int], began: float, turns: list[tuple[float, bool]]
+) -> None:
+    """The far end's `recording` (begun at `began`, monotonic) holds the phone's tone, or
+    none of it, in turns: (when the turn began, monotonic; tone or not); the last runs on to
+    the recording's end. Each turn's edges are left out, blurred by where the recording began
+    and by the bridge's buffers."""
+    heard, rate = recording
+    margin = 0.3
+    ends = [start for start, _ in turns[1:]] + [began + len(heard) / rate]
+    for (start, tone_on), end in zip(turns, ends, strict=True):
+        part = heard[int((start - began + margin) * rate) : int((end - began - margin) * rate)]
+        if tone_on:
+            assert has_tone(part, rate, PHONE_TONE, min_seconds=0.5), (start - began, "tone")
+        else:
+            assert not has_tone(part, rate, PHONE_TONE, min_seconds=0.1), (start - began, "none")
+
+
 @pytest.mark.kamailio(in_dialog_invite_refusal=488)
 def test_a_hold_the_far_end_refuses_is_kept_by_the_phone(
     kamailio, phone_factory, baresip_factory, tone_wav, caplog
@@ -429,7 +449,7 @@ def test_a_hold_the_far_end_refuses_is_kept_by_the_phone(
     phone, far = call_from_the_phone(
         phone_factory, baresip_factory, audio_source=tone_wav(FAR_TONE)
     )
-    started = time.monotonic()  # about where the far end's recording begins
+    began = time.monotonic()  # about where the far end's recording begins
 
     def refusals() -> int:
         return sum("far end refused" in r.getMessage() for r in caplog.records)
@@ -437,25 +457,41 @@ def test_a_hold_the_far_end_refuses_is_kept_by_the_phone(
     time.sleep(AUDIO_SECONDS / 2)
     phone.command("hold")
     wait_until(lambda: refusals() == 1, 5, "the phone to hear the hold refused")
-    held = time.monotonic() - started
+    turns = [(began, True), (time.monotonic(), False)]
     assert phone.view().call.on_hold and "hold" in phone.screen_text()
     time.sleep(AUDIO_SECONDS / 2)
     phone.command("hold", "off")
     wait_until(lambda: refusals() == 2, 5, "the phone to hear the resume refused")
-    resumed = time.monotonic() - started
+    turns.append((time.monotonic(), True))
     assert not phone.view().call.on_hold
     time.sleep(AUDIO_SECONDS / 2)
     phone.command("hangup")
     far.wait_event(CALL_CLOSED)
-    heard, rate = read_wav(far.last_received_wav())
+    far_end_heard_in_turns(read_wav(far.last_received_wav()), began, turns)
 
-    def part(start: float, end: float) -> np.ndarray:  # seconds into the far end's call
-        return heard[int(start * rate) : int(end * rate)]
 
-    margin = 0.3  # where the recording began, and the bridge's buffers, blur the edges
-    assert has_tone(part(0, held - margin), rate, PHONE_TONE, min_seconds=0.5)
-    assert not has_tone(part(held + margin, resumed - margin), rate, PHONE_TONE, min_seconds=0.1)
-    assert has_tone(part(resumed + margin, resumed + 1.2), rate, PHONE_TONE, min_seconds=0.5)
+@pytest.mark.kamailio(in_dialog_invite_refusal=491, in_dialog_invite_refusals=1)
+def test_a_hold_that_met_the_far_ends_own_offer_is_made_again(
+    kamailio, phone_factory, baresip_factory, caplog
+) -> None:
+    """491 Request Pending: the far end was sending an offer of its own when the phone's hold
+    came (here Kamailio answers the first re-INVITE so). Nothing changed on either side, so
+    the phone offers the hold again after RFC 3261's wait, 2.1-4 s for the side that made
+    the call, and the call ends held, with no warning in the journal."""
+    caplog.set_level(logging.INFO, logger="deskphone.core.phone")
+    phone, far = call_from_the_phone(phone_factory, baresip_factory)
+    since = time.time()
+    phone.command("hold")
+    view = phone.wait_for(
+        lambda v: v.call is not None and not v.call.media_active, 8, "the hold made again"
+    )
+    assert view.call.on_hold and "hold" in phone.screen_text()
+    time.sleep(1.0)  # nothing more is offered
+    refused, held = kamailio.requests("INVITE", from_user="1001", since=since)
+    assert 2.1 <= held.time - refused.time <= 4.0 + 0.5  # the wait, and Kamailio's own time
+    phone.command("hangup")
+    far.wait_event(CALL_CLOSED)
+    waits_and_no_warning(caplog, "offers the hold again", source="deskphone.core.phone")
 
 
 def test_blind_transfer_hands_the_far_end_to_another_number(
@@ -574,6 +610,43 @@ def test_swap_straight_after_answering_the_knocker_ends_on_the_first_call(
     heard, rate = read_wav(recording)
     assert has_tone(heard, rate, FAR_TONE, min_seconds=AUDIO_SECONDS / 2)
     waits_and_no_warning(caplog, "out-1: resume waits", "in-1: hold waits")
+
+
+def test_mute_silences_the_microphone_and_unmute_brings_it_back(
+    kamailio, phone_factory, baresip_factory
+) -> None:
+    phone, far = call_from_the_phone(phone_factory, baresip_factory)
+    began = time.monotonic()  # about where the far end's recording begins
+    turns = [(began, True)]
+    for setting in ("on", "off"):
+        time.sleep(AUDIO_SECONDS / 2)
+        phone.command("mute", setting)
+        turns.append((time.monotonic(), setting == "off"))
+    assert not phone.view().muted
+    time.sleep(AUDIO_SECONDS / 2)
+    phone.command("hangup")
+    far.wait_event(CALL_CLOSED)
+    far_end_heard_in_turns(read_wav(far.last_received_wav()), began, turns)
+
+
+def test_a_call_answered_while_muted_hears_nothing_until_unmute(
+    kamailio, phone_factory, baresip_factory, tone_wav
+) -> None:
+    """Mute is the microphone's, not a call's: a call joined while it is on (here the
+    knocker, answered while muted) hears nothing of the user until it is off."""
+    phone, _, knocker = second_call_knocking(kamailio, phone_factory, baresip_factory, tone_wav)
+    phone.command("mute", "on")
+    phone.command("answer")
+    knocker.wait_event(CALL_ESTABLISHED)
+    began = time.monotonic()
+    assert phone.view().muted
+    time.sleep(AUDIO_SECONDS / 2)
+    phone.command("mute", "off")
+    turns = [(began, False), (time.monotonic(), True)]
+    time.sleep(AUDIO_SECONDS / 2)
+    phone.command("hangup")  # the knocker's call; the held first one rings back, or ends
+    knocker.wait_event(CALL_CLOSED)
+    far_end_heard_in_turns(read_wav(knocker.last_received_wav()), began, turns)
 
 
 def test_conference_lets_each_party_hear_the_other(

@@ -179,11 +179,13 @@ class Kamailio:
         fr_timer_ms: int = 5000,
         in_dialog_invite_delay_ms: int = 0,
         in_dialog_invite_refusal: int = 0,
+        in_dialog_invite_refusals: int = 0,
     ) -> None:
         """`in_dialog_invite_delay_ms`: hold every re-INVITE and ACK that long before relaying
         it (a slow network in mid-call), so a test can act while one is unanswered.
         `in_dialog_invite_refusal`: answer every re-INVITE with this error code itself, as a
-        far end or PBX that refuses a hold would."""
+        far end or PBX that refuses a hold would; with `in_dialog_invite_refusals`, only that
+        many (the first ones), as a far end whose own offer met ours would (491)."""
         self.workdir = Path(workdir)
         self.users: dict[str, str] = dict(users)
         self.host = HOST
@@ -197,6 +199,7 @@ class Kamailio:
         self.fr_timer_ms = fr_timer_ms
         self.in_dialog_invite_delay_ms = in_dialog_invite_delay_ms
         self.in_dialog_invite_refusal = in_dialog_invite_refusal
+        self.in_dialog_invite_refusals = in_dialog_invite_refusals
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cfg_path = self.workdir / "kamailio.cfg"
         self.log_path = self.workdir / "kamailio.log"
@@ -264,6 +267,7 @@ class Kamailio:
                 fr_timer=self.fr_timer_ms,
                 in_dialog_invite_delay_us=self.in_dialog_invite_delay_ms * 1000,
                 in_dialog_invite_refusal=self.in_dialog_invite_refusal,
+                in_dialog_invite_refusals=self.in_dialog_invite_refusals,
                 marker=LOG_MARKER,
                 host=self.host,
             )
@@ -675,6 +679,7 @@ modparam("auth_db", "calculate_ha1", 0)
 modparam("auth_db", "password_column", "ha1")
 modparam("auth_db", "use_domain", 0)
 modparam("rr", "enable_full_lr", 1)
+modparam("pv", "shvset", "refused=i:0")
 modparam("tm", "fr_timer", {fr_timer})
 modparam("tm", "fr_inv_timer", 60000)
 
@@ -695,7 +700,9 @@ request_route {{
             if ({in_dialog_invite_delay_us} > 0 && is_method("INVITE|ACK")) {{
                 usleep("{in_dialog_invite_delay_us}");
             }}
-            if ({in_dialog_invite_refusal} > 0 && is_method("INVITE")) {{
+            if ({in_dialog_invite_refusal} > 0 && is_method("INVITE")
+                    && ({in_dialog_invite_refusals} == 0 || $shv(refused) < {in_dialog_invite_refusals})) {{
+                $shv(refused) = $shv(refused) + 1;
                 sl_send_reply("{in_dialog_invite_refusal}", "Refused by the rig");
                 exit;
             }}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from deskphone.core.effects import (
     Answer,
+    CancelTimer,
     ConnectAudio,
     DisconnectAudio,
     Hangup,
     JoinCalls,
     PlayTone,
     SetHold,
+    StartTimer,
     StopTone,
     ToneOutput,
 )
@@ -21,10 +27,11 @@ from deskphone.core.events import (
     CallStateChanged,
     HookChanged,
     ReinviteRefused,
+    TimerExpired,
 )
-from deskphone.core.phone import Phone, PhoneState
+from deskphone.core.phone import Phone, PhoneState, reoffer_timer
 from deskphone.core.tones import ToneName
-from tests.unit.test_phone import connect, dial_out, make_phone, of_type
+from tests.unit.test_phone import connect, dial_out, incoming, make_phone, of_type
 
 KNOCKER = CallId("in-7")
 
@@ -166,9 +173,78 @@ def test_a_refused_resume_leaves_a_held_call_held() -> None:
     phone.command("hold")
     phone.handle(CallMediaChanged(call, False))  # held by the network
     phone.command("hold", "off")
-    effects = phone.handle(ReinviteRefused(call, 491, "Request Pending"))
+    effects = phone.handle(ReinviteRefused(call, 488, "Not Acceptable Here"))
     assert effects == [DisconnectAudio(call)] and phone.call.on_hold  # try again later
     assert phone.command("hold", "off") == [SetHold(call, False)]
+
+
+PENDING = "Request Pending"
+
+
+def reoffer_wait(effects: list, call: CallId) -> float:
+    """The wait of the one re-offer timer among `effects`, which must be the call's."""
+    (timer,) = of_type(effects, StartTimer)
+    assert timer.name == reoffer_timer(call)
+    return timer.seconds
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_an_offer_that_met_the_far_ends_own_is_made_again(
+    hold: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """491: the far end was sending an offer of its own (a glare). Nothing changed, so the
+    phone makes the same offer again after RFC 3261's wait (2.1-4 s for the side that made
+    the call), with no warning: a glare is no fault. A held call stays cut meanwhile."""
+    phone, _ = make_phone()
+    call = dial_out(phone)
+    connect(phone, call)
+    phone.command("hold")
+    if not hold:
+        phone.handle(CallMediaChanged(call, False))  # held by the network
+        phone.command("hold", "off")
+    with caplog.at_level(logging.INFO):
+        effects = phone.handle(ReinviteRefused(call, 491, PENDING))
+    assert 2.1 <= reoffer_wait(effects, call) <= 4.0
+    assert DisconnectAudio(call) in effects and phone.call.on_hold is hold
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "again" in caplog.text
+    assert phone.handle(TimerExpired(reoffer_timer(call))) == [SetHold(call, hold)]
+    assert phone.handle(TimerExpired(reoffer_timer(call))) == []  # once
+
+
+def test_the_answering_side_offers_again_sooner() -> None:
+    """The side that did not make the call waits 0-2 s, so the two offers do not meet again."""
+    phone, _ = make_phone()
+    call, _ = incoming(phone)
+    phone.handle(HookChanged(True))
+    phone.handle(CallMediaChanged(call, True, "G722/16000"))
+    phone.handle(CallStateChanged(call, CallState.CONFIRMED, 200, "OK"))
+    phone.command("hold")
+    wait = reoffer_wait(phone.handle(ReinviteRefused(call, 491, PENDING)), call)
+    assert 0.0 <= wait <= 2.0
+    assert phone.handle(TimerExpired(reoffer_timer(call))) == [SetHold(call, True)]
+
+
+def test_the_users_next_wish_replaces_an_offer_waiting_after_a_491() -> None:
+    phone, _ = make_phone()
+    call = dial_out(phone)
+    connect(phone, call)
+    phone.command("hold")
+    phone.handle(ReinviteRefused(call, 491, PENDING))
+    effects = phone.command("hold", "off")
+    assert effects[:2] == [CancelTimer(reoffer_timer(call)), SetHold(call, False)]
+    # A timer already on its way when it was cancelled offers nothing more.
+    assert phone.handle(TimerExpired(reoffer_timer(call))) == []
+
+
+def test_an_offer_waiting_after_a_491_ends_with_its_call() -> None:
+    phone, _ = make_phone()
+    call = dial_out(phone)
+    connect(phone, call)
+    phone.command("hold")
+    phone.handle(ReinviteRefused(call, 491, PENDING))
+    phone.handle(CallStateChanged(call, CallState.DISCONNECTED, 200, "OK"))
+    assert of_type(phone.handle(TimerExpired(reoffer_timer(call))), SetHold) == []
 
 
 def test_a_refusal_for_a_call_gone_changes_nothing() -> None:

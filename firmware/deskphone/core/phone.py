@@ -97,6 +97,19 @@ def register_timer(account: int) -> str:
     return f"register:{account}"
 
 
+def reoffer_timer(call: CallId) -> str:
+    """The name of the timer after which a call's hold or resume, met by the far end's own
+    offer (491), is offered again."""
+    return f"reoffer:{call}"
+
+
+# RFC 3261 14.1: after a 491 the side that made the call waits 2.1-4 s before offering again,
+# the other side 0-2 s, so the two offers that met do not meet again.
+REOFFER_WAIT_CALLER = (2.1, 4.0)
+REOFFER_WAIT_CALLEE = (0.0, 2.0)
+REQUEST_PENDING = 491
+
+
 class PhoneState(enum.Enum):
     IDLE = "idle"
     OFF_HOOK = "off hook"  # dial tone, no digits yet
@@ -322,6 +335,7 @@ class Phone:
         self.call: Call | None = None  # the call the user deals with
         self.second: Call | None = None  # waiting (not answered yet) or held, beside it
         self.conference = False
+        self._reoffers: set[CallId] = set()  # calls whose hold or resume waits after a 491
         self.end_reason: EndReason | None = None
         self.end_code = 0
         self.settings = settings or Settings()
@@ -575,9 +589,13 @@ class Phone:
         """The far end refused a hold or a resume; the call's media is as it was. A call the
         user holds stays cut here, so the far end never hears the user while the screen says
         "hold"; a resume that was refused leaves the call held (the user may try again),
-        unless the network never held it, and then its sound comes back."""
-        call = next((c for c in (self.call, self.second) if c and c.id == event.call), None)
+        unless the network never held it, and then its sound comes back. A 491 refuses
+        nothing: the offer is made again (`_reoffer_later`)."""
+        call = self._live_call(event.call)
         if call is None:
+            return
+        if event.code == REQUEST_PENDING:
+            self._reoffer_later(call)
             return
         log.warning(
             "the far end refused to %s the call with %s: %s %s",
@@ -593,6 +611,35 @@ class Phone:
             else:
                 self.second = call
         self._wire_audio(call)
+
+    def _reoffer_later(self, call: Call) -> None:
+        """The far end was making an offer of its own when ours came (a glare, 491): nothing
+        changed on either side, so the user's wish is offered again after RFC 3261's wait.
+        Until then a held call stays cut, as ever."""
+        low, high = REOFFER_WAIT_CALLEE if call.incoming else REOFFER_WAIT_CALLER
+        wait = round(self._rng.uniform(low, high), 2)  # in 10 ms steps, as the RFC counts
+        log.info(
+            "the far end was changing the call with %s itself; the phone offers the %s again"
+            " in %.2f s",
+            call.number,
+            "hold" if call.on_hold else "resume",
+            wait,
+        )
+        self._reoffers.add(call.id)
+        self._emit(StartTimer(reoffer_timer(call.id), wait))
+        self._wire_audio(call)
+
+    def _live_call(self, handle: CallId) -> Call | None:
+        """The call (first or second) the core knows by `handle`, if it still does."""
+        return next((c for c in (self.call, self.second) if c and c.id == handle), None)
+
+    def _offer_hold(self, call: CallId, hold: bool) -> None:
+        """Ask the network to hold or resume the call; an offer the far end met with its own
+        (491) and that waits to be made again gives way to this one."""
+        if call in self._reoffers:
+            self._reoffers.discard(call)
+            self._emit(CancelTimer(reoffer_timer(call)))
+        self._emit(SetHold(call, hold))
 
     def _on_audio_device(self, event: AudioDeviceChanged) -> None:
         if event.present == self.handset_present:
@@ -645,6 +692,14 @@ class Phone:
             index = int(name.partition(":")[2])
             if 0 <= index < len(self.registrations):
                 self._register(index)
+        elif name.startswith("reoffer:"):
+            handle = CallId(name.partition(":")[2])
+            if handle not in self._reoffers:
+                return  # the user asked again in the meantime, and that was offered
+            self._reoffers.discard(handle)
+            call = self._live_call(handle)
+            if call is not None and call.established:
+                self._offer_hold(call.id, call.on_hold)
 
     # -- battery backup (the policy is core/power.py) --------------------------------------
 
@@ -792,7 +847,7 @@ class Phone:
             raise CommandError("swap: the calls are in a conference")
         if not call.on_hold:
             call = self._put_on_hold(call)
-        self._emit(SetHold(held.id, False))
+        self._offer_hold(held.id, False)
         self.call, self.second = dataclasses.replace(held, on_hold=False), call
 
     @command_entry("conference", "", "join the call and the held call: all three talk")
@@ -805,7 +860,7 @@ class Phone:
             raise CommandError("conference: the calls are already joined")
         for held in (call, other):
             if held.on_hold:
-                self._emit(SetHold(held.id, False))
+                self._offer_hold(held.id, False)
         self.call = dataclasses.replace(call, on_hold=False)
         self.second = dataclasses.replace(other, on_hold=False)
         self.conference = True
@@ -860,12 +915,12 @@ class Phone:
             self.call = self._put_on_hold(call)
         elif call.on_hold and not hold:
             self.call = dataclasses.replace(call, on_hold=False)
-            self._emit(SetHold(call.id, False))
+            self._offer_hold(call.id, False)
 
     def _put_on_hold(self, call: Call) -> Call:
         """Ask the network to hold the call, and cut its sound here at once: the far end
         stops hearing the user now, not when (or if) the hold is answered."""
-        self._emit(SetHold(call.id, True))
+        self._offer_hold(call.id, True)
         self._emit(DisconnectAudio(call.id))
         return dataclasses.replace(call, on_hold=True)
 

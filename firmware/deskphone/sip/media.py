@@ -298,6 +298,7 @@ class MediaRouter:
                 ringer.createPort("ringer", fmt)
                 self._ringer = ringer
             self._buffers = (mic, ear, ring)
+        self._apply_mute()
 
     def _conceal_losses(self) -> None:
         """Packet-loss concealment on for every codec, so a lost packet is filled from the
@@ -319,7 +320,7 @@ class MediaRouter:
         self._unwire(handle, {media.getPortId()})
         self._calls[handle] = media
         self._update_clock()
-        if self._microphone is not None and not self._muted:
+        if self._microphone is not None:
             self._microphone.startTransmit(media)
         self._join_voice(handle)
 
@@ -354,14 +355,15 @@ class MediaRouter:
         return True
 
     def set_mute(self, muted: bool) -> None:
+        """Mute at the microphone's own port (its level to the bridge 0): every call, and
+        any joined later, hears silence, and no call's port is touched, so a stream that a
+        re-INVITE is remaking on the SIP thread meanwhile cannot be reached half-made."""
         self._muted = muted
-        if self._microphone is None:
-            return
-        for media in self._calls.values():
-            if muted:
-                self._microphone.stopTransmit(media)
-            else:
-                self._microphone.startTransmit(media)
+        self._apply_mute()
+
+    def _apply_mute(self) -> None:
+        if self._microphone is not None:
+            self._microphone.adjustTxLevel(0.0 if self._muted else 1.0)
 
     def set_volume(self, output: AudioOutput, level: int) -> None:
         self._volumes[output] = level
