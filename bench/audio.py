@@ -63,7 +63,7 @@ import numpy as np
 
 from bench.common import Figure, markdown_table, summary
 from tests.harness import phone_config_text
-from tests.rig import wait_until
+from tests.rig import g722, wait_until
 from tests.rig.baresip import CALL_CLOSED, CALL_ESTABLISHED, Baresip
 from tests.rig.host import HostWatch
 from tests.rig.impair import Impairment, in_new_namespace, inside_namespace
@@ -77,7 +77,7 @@ from tests.rig.pulse import (
     speech_wav,
 )
 from tests.rig.quality import pesq_mos
-from tests.rig.signals import read_wav, write_wav
+from tests.rig.signals import read_wav, to_pcm16, write_wav
 
 RATE = 16000
 SETTLE = 2.0  # seconds after the answer before speech: the buffers settle
@@ -99,6 +99,7 @@ CONDITIONS: tuple[tuple[str, float, float], ...] = (
     ("10 % loss", 0.10, 1.0),
 )
 DELAY_MS, JITTER_MS = 40.0, 10.0
+SIDES = (("far end -> earpiece", "earpiece"), ("microphone -> far end", "microphone"))
 CLICK_EVERY = 1.0  # seconds between clicks
 CLICKS = 8
 LATENCY_TARGET_MS = 60.0
@@ -554,6 +555,9 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
                     scores_of.append(pesq_mos(near_speech, RATE, samples, rate, "wb"))
             results["stack alone"] = alone
             print(f"bench.audio: stack alone: {json.dumps(alone)}", file=sys.stderr)
+            results["codec alone"] = codec_alone(far_speech, near_speech)
+            codecs = json.dumps(results["codec alone"])
+            print(f"bench.audio: codec alone: {codecs}", file=sys.stderr)
         finally:
             impairment.close()
             watch.stop()
@@ -562,6 +566,35 @@ def measure(workdir: Path, runs: int) -> dict[str, Any]:
             for ua in (far, reference, clicker, on_handset):
                 ua.stop()
     return results
+
+
+CODEC_OFFSETS = range(0, 320, 32)  # samples: where the speech begins in its first packet
+
+
+def codec_alone(far_speech: np.ndarray, near_speech: np.ndarray) -> dict[str, dict[str, list]]:
+    """The two G.722 codecs on the benchmark's speech, with no call (tests/rig/g722.py): at
+    the earpiece, baresip's packets decoded by the phone's decoder and by baresip's; at the
+    microphone, the speech coded by the phone's encoder and by baresip's, both decoded by
+    baresip's, as the far end does. The speech starts after the calls' silence, at each of
+    `CODEC_OFFSETS` into a packet: PESQ moves with where the codec's noise falls, and the
+    spread shows by how much."""
+    rows: dict[str, dict[str, list]] = {
+        side: {"phone": [], "baresip": []} for side in ("earpiece", "microphone")
+    }
+    for offset in CODEC_OFFSETS:
+        for side, speech in (("earpiece", far_speech), ("microphone", near_speech)):
+            silence = np.zeros(int(SETTLE * RATE) + offset, dtype=np.float32)
+            played = np.concatenate([silence, speech, silence])
+            pcm = to_pcm16(played[: len(played) // g722.FRAME * g722.FRAME])
+            if side == "earpiece":
+                packets = g722.spandsp_encode(pcm)
+                ours, theirs = g722.pjmedia_decode(packets), g722.spandsp_decode(packets)
+            else:
+                ours = g722.spandsp_decode(g722.pjmedia_encode(pcm))
+                theirs = g722.spandsp_decode(g722.spandsp_encode(pcm))
+            for who, heard in (("phone", ours), ("baresip", theirs)):
+                rows[side][who].append(pesq_mos(speech, RATE, heard / 32768, RATE, "wb"))
+    return rows
 
 
 def latency_runs(handset: Handset, runs: int) -> dict[str, list[float]]:
@@ -712,10 +745,7 @@ def figures(results: dict[str, Any]) -> list[Figure]:
         rows.append(row)
     for condition, scores in results["pesq"].items():
         journals = results.get("journal", {}).get(condition, [])
-        for what, side in (
-            ("far end -> earpiece", "earpiece"),
-            ("microphone -> far end", "microphone"),
-        ):
+        for what, side in SIDES:
             verb = "heard" if side == "earpiece" else "sent"
             ours_key = f"phone {verb}"
             for peer, suffix in (("baresip", ""), ("handset baresip", ", baresip on the handset")):
@@ -744,6 +774,18 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                     scores[ours_key], scores[theirs_key], journals, side, f"{peer} stall ms"
                 )
                 rows.append(row)
+    for what, side in SIDES:
+        codecs = results.get("codec alone", {}).get(side)
+        if codecs:
+            rows.append(
+                Figure(
+                    f"audio: PESQ WB {what}, the G.722 codecs alone (no call)",
+                    "MOS",
+                    summary(codecs["phone"], "MOS"),
+                    summary(codecs["baresip"], "MOS"),
+                    note="pjmedia's codec (the phone's), spandsp's (baresip's): the same speech",
+                )
+            )
     alone = results.get("stack alone")
     if alone:
         rows.append(

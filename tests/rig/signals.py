@@ -32,11 +32,15 @@ def tone(
     return out.astype(np.float32)
 
 
+def to_pcm16(samples: Samples) -> np.ndarray:
+    """Float samples in [-1, 1] as the 16-bit integers a WAV of them holds."""
+    return (np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767).astype("<i2")
+
+
 def write_wav(path: Path | str, samples: Samples, rate: int) -> Path:
     """Write float samples in [-1, 1] as a 16-bit mono PCM WAV."""
     path = Path(path)
-    pcm = (np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767).astype("<i2")
-    data = pcm.tobytes()
+    data = to_pcm16(samples).tobytes()
     header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
     header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
     header += b"data" + struct.pack("<I", len(data))

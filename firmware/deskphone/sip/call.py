@@ -51,6 +51,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         self.heard_from_network = call_id != pj.PJSUA_INVALID_ID
         self.ended_locally = False  # we hung up, cancelled or refused it
         self.audio_index = -1  # media index of the active audio stream, -1 when none
+        self.audio_codec = ""  # its codec, as pjsua names it ("G722", "PCMU")
         # Hold (True) or resume (False) asked for while an offer was out; set and cleared on
         # the loop's thread, read here to know when to ask the loop to try again.
         self.waiting_hold: bool | None = None
@@ -121,6 +122,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
         self.audio_index = -1
+        self.audio_codec = ""
         held = False
         codec = ""
         for media in info.media:
@@ -128,6 +130,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 self.audio_index = int(media.index)
                 held = media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
                 stream = self.getStreamInfo(media.index)
+                self.audio_codec = str(stream.codecName)
                 codec = f"{stream.codecName}/{stream.codecClockRate}"
                 break
         self._stack.post(CallMediaChanged(self.handle, self.audio_index >= 0, codec, held))

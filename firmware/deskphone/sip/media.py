@@ -166,7 +166,16 @@ def set_jitter_discard(media: pj.MediaConfig, algorithm: int) -> None:
 # lower than it needs, closer to G.722's quantisation floor (the microphone's PESQ rose by ~0.2
 # at one bit). pjsua2 does not wrap the setter; it is a plain C function in pjsua2's own
 # extension module, called through ctypes once the codecs are registered.
-G722_PCM_SHIFT = 1
+# pjmedia's codec shifts by dividing (C division, which rounds toward zero): every sample
+# between -1 and 1 becomes 0, and the rest lean toward 0 too, a dead band around silence that
+# cost the microphone's speech 0.04 PESQ against spandsp's encoder, at every one of twenty
+# places of the speech in a packet (the rig's codecs run directly, tests/rig/g722.py).
+# So pjmedia's own shift is 0, and the bridge takes the bit off on the way to a G.722 call (its
+# level 0.5 there: pjmedia's bridge scales with an arithmetic shift, which rounds down, as
+# spandsp does) and puts it back on the way from it (level 2.0, what the codec did).
+G722_PCM_SHIFT = 0
+G722_BRIDGE_SHIFT = 1
+G722_LEVELS = (2.0**-G722_BRIDGE_SHIFT, 2.0**G722_BRIDGE_SHIFT)  # to the call, from the call
 
 
 def set_g722_pcm_shift(shift: int) -> None:
@@ -315,10 +324,14 @@ class MediaRouter:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def connect_call(self, handle: CallId, media: pj.AudioMedia) -> None:
-        """Join a call's audio (again, after a re-INVITE: its stream may be a new one)."""
+    def connect_call(self, handle: CallId, media: pj.AudioMedia, codec: str = "") -> None:
+        """Join a call's audio (again, after a re-INVITE: its stream may be a new one, with
+        another `codec`, pjsua's name for it)."""
         self._unwire(handle, {media.getPortId()})
         self._calls[handle] = media
+        to_call, from_call = G722_LEVELS if codec.upper() == "G722" else (1.0, 1.0)
+        media.adjustRxLevel(to_call)  # pjsua2 names a port's levels from the port's side
+        media.adjustTxLevel(from_call)
         self._update_clock()
         if self._microphone is not None:
             self._microphone.startTransmit(media)

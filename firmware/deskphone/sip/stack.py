@@ -615,7 +615,8 @@ class SipStack:
     def _connect_audio(self, effect: ConnectAudio) -> None:
         def connect(call: PhoneCall) -> None:
             if call.audio_index >= 0 and self._media is not None:
-                self._media.connect_call(effect.call, call.getAudioMedia(call.audio_index))
+                media = call.getAudioMedia(call.audio_index)
+                self._media.connect_call(effect.call, media, call.audio_codec)
 
         self._with_call(effect.call, connect)
 
