@@ -225,12 +225,18 @@ def test_the_answering_side_offers_again_sooner() -> None:
     assert phone.handle(TimerExpired(reoffer_timer(call))) == [SetHold(call, True)]
 
 
-def test_the_users_next_wish_replaces_an_offer_waiting_after_a_491() -> None:
+def hold_met_by_a_491() -> tuple[Phone, CallId]:
+    """A call the phone made, its hold answered 491: the hold waits to be offered again."""
     phone, _ = make_phone()
     call = dial_out(phone)
     connect(phone, call)
     phone.command("hold")
     phone.handle(ReinviteRefused(call, 491, PENDING))
+    return phone, call
+
+
+def test_the_users_next_wish_replaces_an_offer_waiting_after_a_491() -> None:
+    phone, call = hold_met_by_a_491()
     effects = phone.command("hold", "off")
     assert effects[:2] == [CancelTimer(reoffer_timer(call)), SetHold(call, False)]
     # A timer already on its way when it was cancelled offers nothing more.
@@ -238,11 +244,7 @@ def test_the_users_next_wish_replaces_an_offer_waiting_after_a_491() -> None:
 
 
 def test_an_offer_waiting_after_a_491_ends_with_its_call() -> None:
-    phone, _ = make_phone()
-    call = dial_out(phone)
-    connect(phone, call)
-    phone.command("hold")
-    phone.handle(ReinviteRefused(call, 491, PENDING))
+    phone, call = hold_met_by_a_491()
     phone.handle(CallStateChanged(call, CallState.DISCONNECTED, 200, "OK"))
     assert of_type(phone.handle(TimerExpired(reoffer_timer(call))), SetHold) == []
 
