@@ -23,6 +23,7 @@ import pjsua2 as pj
 from deskphone.sip.media import G722_BRIDGE_SHIFT, G722_PCM_SHIFT
 
 FRAME = 320  # samples: one 20 ms packet at 16 kHz, as the phone's stream encodes them
+DELAY = 22  # samples from a sample's coding to its decoding: the two codecs' filters
 _STATE_BYTES = 16384
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.rig.g722 import (
+    DELAY,
     FRAME,
     G722Error,
     pjmedia_decode,
@@ -16,7 +17,6 @@ from tests.rig.g722 import (
 from tests.rig.signals import rms, tone
 
 RATE = 16000
-CODEC_DELAY = 22  # samples: G.722's two quadrature mirror filters, encoder and decoder
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_each_codec_pair_carries_a_signal_at_its_level(encode, decode, speechlik
     data = encode(speechlike)
     assert len(data) == len(speechlike) // 2  # 64 kbit/s: a byte per two samples
     sent = speechlike.astype(np.float64) / 32768
-    got = decode(data).astype(np.float64)[CODEC_DELAY:] / 32768
+    got = decode(data).astype(np.float64)[DELAY:] / 32768
     body = slice(RATE // 10, len(got) - RATE // 10)  # past the filters' start and end
     sent, got = sent[body], got[body]
     assert abs(20 * np.log10(rms(got) / rms(sent))) < 0.5
