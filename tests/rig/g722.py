@@ -3,12 +3,11 @@
 The phone codes G.722 with pjmedia's codec (inside pjsua2's extension module), its 16-bit
 samples brought to the codec's 14 bits as the phone does it: `G722_BRIDGE_SHIFT` bits by the
 bridge (rounding down), `G722_PCM_SHIFT` by pjmedia's codec (rounding toward zero), and back
-the same way; baresip, the benchmark's
-reference, with spandsp's (libspandsp, which baresip's g722 module links). Run on the same
-speech, they show what the codecs alone score, apart from everything a call adds: the floor
-under the phone's "at or above baresip" rows. Both libraries are loaded with ctypes; neither
-exposes its state's size to Python, so the pjmedia state lives in a buffer that is surely big
-enough (its structs are about 1 KB).
+the same way. Baresip, the benchmark's reference, codes it with spandsp's (libspandsp, which
+baresip's g722 module links). Run on the same speech, they show what the codecs alone score,
+apart from everything a call adds: the floor under the phone's "at or above baresip" rows.
+Both libraries are loaded with ctypes; pjmedia does not export its state's size, so that
+state lives in a buffer surely big enough (its structs are about 1 KB).
 """
 
 from __future__ import annotations
