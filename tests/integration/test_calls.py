@@ -159,7 +159,7 @@ def test_a_g722_call_carries_the_microphone_rounded_down_to_the_codecs_bits(
     pcm = to_pcm16(played)  # the microphone WAV's samples
     whole = pcm[: len(pcm) // g722.FRAME * g722.FRAME]
     expected = g722.spandsp_decode(g722.pjmedia_encode(whole, bridge_shift=1, codec_shift=0))
-    # Where the far end's recording holds the tone's first 50 ms, exactly; then the rest.
+    # Where the far end's recording holds 50 ms of the tone exactly as coded; then a second.
     key = expected[rate + 400 : rate + 1200]
     windows = np.lib.stride_tricks.sliding_window_view(recorded, len(key))
     starts = np.flatnonzero((windows == key).all(axis=1))
@@ -679,7 +679,7 @@ def test_a_call_answered_while_muted_hears_nothing_until_unmute(
     phone.command("mute", "off")
     turns = [(began, False), (time.monotonic(), True)]
     time.sleep(AUDIO_SECONDS / 2)
-    phone.command("hangup")  # the knocker's call; the held first one rings back, or ends
+    phone.command("hangup")  # ends the knocker's call
     knocker.wait_event(CALL_CLOSED)
     far_end_heard_in_turns(read_wav(knocker.last_received_wav()), began, turns)
 
