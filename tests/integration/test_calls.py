@@ -14,6 +14,7 @@ import pytest
 from deskphone import USER_AGENT
 from deskphone.core.events import RegState
 from deskphone.core.phone import EndReason, PhoneState
+from deskphone.sip import media
 from deskphone.sip.media import CLOCK_LINGER
 from tests.harness import PhoneUnderTest
 from tests.integration.conftest import FAR_TONE, PHONE_TONE
@@ -134,13 +135,33 @@ def test_wrong_password_fails_clearly_without_a_tight_retry_loop(
     assert kamailio.bindings("1001") == []
 
 
+@pytest.mark.parametrize(
+    ("setter", "bridge_shift", "codec_shift"), [("works", 1, 0), ("is missing", 0, 2)]
+)
 def test_a_g722_call_carries_the_microphone_rounded_down_to_the_codecs_bits(
-    kamailio, phone_factory, baresip_factory, tmp_path
+    kamailio,
+    phone_factory,
+    baresip_factory,
+    tmp_path,
+    monkeypatch,
+    setter: str,
+    bridge_shift: int,
+    codec_shift: int,
 ) -> None:
     """G.722 codes 14-bit samples: the bridge takes the 16-bit ones' lowest bit off rounding
     down, as spandsp does, not pjmedia's codec, whose division rounds toward zero (a dead band
     around silence that cost speech 0.04 PESQ: sip/media.py). The far end decodes, bit for
-    bit, the rig's model of that path (tests/rig/g722.py) run on the microphone's samples."""
+    bit, the rig's model of that path (tests/rig/g722.py) run on the microphone's samples.
+    A pjsua2 build without the shift's setter keeps pjmedia's two bits, and the bridge then
+    adds none (or the phone would send 6 dB soft)."""
+    if setter == "is missing":
+        real_setter = media.set_g722_pcm_shift
+
+        def pjmedias_own(shift: int) -> bool:  # as if the setter were not there
+            real_setter(codec_shift)  # pjmedia's default (an earlier phone in this process set 0)
+            return False
+
+        monkeypatch.setattr(media, "set_g722_pcm_shift", pjmedias_own)
     rate = 16000
     # A second of silence first: the coder's state settles there, wherever the call began.
     played = np.concatenate([np.zeros(rate, np.float32), tone([350.0, 1750.0], 4.0, rate)])
@@ -158,7 +179,8 @@ def test_a_g722_call_carries_the_microphone_rounded_down_to_the_codecs_bits(
     recorded = np.round(heard * 32768).astype(np.int16)  # the WAV's samples again
     pcm = to_pcm16(played)  # the microphone WAV's samples
     whole = pcm[: len(pcm) // g722.FRAME * g722.FRAME]
-    expected = g722.spandsp_decode(g722.pjmedia_encode(whole, bridge_shift=1, codec_shift=0))
+    coded = g722.pjmedia_encode(whole, bridge_shift=bridge_shift, codec_shift=codec_shift)
+    expected = g722.spandsp_decode(coded)
     # Where the far end's recording holds 50 ms of the tone exactly as coded; then a second.
     key = expected[rate + 400 : rate + 1200]
     windows = np.lib.stride_tricks.sliding_window_view(recorded, len(key))

@@ -178,19 +178,22 @@ G722_BRIDGE_SHIFT = 1
 G722_LEVELS = (2.0**-G722_BRIDGE_SHIFT, 2.0**G722_BRIDGE_SHIFT)  # to the call, from the call
 
 
-def set_g722_pcm_shift(shift: int) -> None:
-    """Set pjmedia's G.722 level shift for calls from now on (a warning if it cannot be)."""
+def set_g722_pcm_shift(shift: int) -> bool:
+    """Set pjmedia's G.722 level shift for calls from now on; False (and a warning) if it
+    cannot be, and pjmedia's own two bits stay."""
     try:
         library = ctypes.CDLL(pj._pjsua2.__file__)  # the loaded module: dlopen gives it back
         setter = library.pjmedia_codec_g722_set_pcm_shift
     except (OSError, AttributeError) as err:  # pragma: no cover - another pjsua2 build
         log.warning("G.722 keeps pjmedia's level: %s", err)
-        return
+        return False
     setter.argtypes = (ctypes.c_uint,)
     setter.restype = ctypes.c_int
     status = setter(shift)
     if status != 0:  # pragma: no cover - pjmedia refuses only a shift it cannot apply
         log.warning("G.722 keeps pjmedia's level: pjmedia status %d", status)
+        return False
+    return True
 
 
 class SoundPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -273,6 +276,7 @@ class MediaRouter:
         self._calls: dict[CallId, pj.AudioMedia] = {}
         self._call_sinks: dict[CallId, pj.AudioMedia] = {}
         self._muted = False
+        self._g722_levels = G722_LEVELS  # a G.722 call's levels, to it and from it
         self._route = AudioOutput.HANDSET
         self._volumes = {output: VOLUME_DEFAULT for output in AudioOutput}
         self._clock_running = False
@@ -289,7 +293,8 @@ class MediaRouter:
         """Make the microphone source (and the sound ports); the bridge stays unclocked."""
         self._endpoint.audDevManager().setNoDev()
         self._conceal_losses()
-        set_g722_pcm_shift(G722_PCM_SHIFT)
+        if not set_g722_pcm_shift(G722_PCM_SHIFT):
+            self._g722_levels = (1.0, 1.0)  # pjmedia shifts by its own two bits: add none
         if self._audio.backend == "files" and self._audio.microphone_file:
             player = pj.AudioMediaPlayer()
             player.createPlayer(str(self._audio.microphone_file), 0)  # 0: loop
@@ -329,7 +334,7 @@ class MediaRouter:
         another `codec`, pjsua's name for it)."""
         self._unwire(handle, {media.getPortId()})
         self._calls[handle] = media
-        to_call, from_call = G722_LEVELS if codec.upper() == "G722" else (1.0, 1.0)
+        to_call, from_call = self._g722_levels if codec.upper() == "G722" else (1.0, 1.0)
         media.adjustRxLevel(to_call)  # pjsua2 names a port's levels from the port's side
         media.adjustTxLevel(from_call)
         self._update_clock()
