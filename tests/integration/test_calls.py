@@ -6,6 +6,7 @@ import gc
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,11 +42,12 @@ def connected(phone: PhoneUnderTest, timeout: float = 10.0) -> None:
 
 
 def call_from_the_phone(
-    phone_factory, baresip_factory, **far_options: Any
+    phone_factory, baresip_factory, microphone: Path | None = None, **far_options: Any
 ) -> tuple[PhoneUnderTest, Baresip]:
-    """The phone (1001) registered and in a call it made to baresip 1002 (`far_options`)."""
+    """The phone (1001, sending `microphone` if given) registered and in a call it made to
+    baresip 1002 (`far_options`)."""
     far = baresip_factory("1002", **far_options)
-    phone = phone_factory()
+    phone = phone_factory(microphone=microphone)
     phone.wait_registered()
     phone.command("dial", "1002")
     connected(phone)
@@ -165,12 +167,8 @@ def test_a_g722_call_carries_the_microphone_rounded_down_to_the_codecs_bits(
     rate = 16000
     # A second of silence first: the coder's state settles there, wherever the call began.
     played = np.concatenate([np.zeros(rate, np.float32), tone([350.0, 1750.0], 4.0, rate)])
-    far = baresip_factory("1002", codecs=["G722"])
-    phone = phone_factory(microphone=write_wav(tmp_path / "microphone.wav", played, rate))
-    phone.wait_registered()
-    phone.command("dial", "1002")
-    connected(phone)
-    far.wait_event(CALL_ESTABLISHED)
+    microphone = write_wav(tmp_path / "microphone.wav", played, rate)
+    phone, far = call_from_the_phone(phone_factory, baresip_factory, microphone, codecs=["G722"])
     time.sleep(AUDIO_SECONDS)
     phone.command("hangup")
     far.wait_event(CALL_CLOSED)
